@@ -1,0 +1,18 @@
+# Every dependency comes from a Debian package (scripts/setup.sh installs them).
+
+find_package(Torch REQUIRED)               # libtorch-dev
+find_package(nlohmann_json 3.10 REQUIRED)  # nlohmann-json3-dev
+find_package(CLI11 REQUIRED)               # libcli11-dev
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)  # libopencv-dev
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(GLIMPSE_FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswscale)
+pkg_check_modules(GLIMPSE_PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(GLIMPSE_UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+# libsentencepiece bundles and exports its own protobuf-lite, which clashes with the libprotobuf
+# that libtorch loads (a crash in static initialisation). It is linked only into a small plug-in
+# that glimpse dlopens with RTLD_LOCAL | RTLD_DEEPBIND.
+pkg_check_modules(GLIMPSE_SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+
+if(GLIMPSE_BUILD_TESTS)
+  find_package(GTest REQUIRED)             # libgtest-dev
+endif()

@@ -1,0 +1,33 @@
+#pragma once
+
+// What the machine and the linked libraries offer: versions, the BLAS that libtorch really calls,
+// threads and CPU features. `glimpse info` prints it; benchmarks record it.
+
+#include <string>
+#include <vector>
+
+namespace glimpse::core {
+
+struct SystemInfo {
+  std::string glimpse_version;
+  std::string torch_version;
+  std::string blas;            // e.g. "OpenBLAS 0.3.21 (openblas-openmp) ..."
+  std::string blas_path;       // the resolved libblas.so.3 that is loaded
+  bool blas_is_reference = false;  // the slow reference BLAS: install libopenblas0-openmp
+  std::string torch_cpu_capability;  // ATen's kernel level: DEFAULT, AVX2, AVX512
+  bool onednn = false;
+  int threads = 0;
+  int interop_threads = 0;
+  std::string cpu_model;
+  std::vector<std::string> cpu_features;  // avx2, fma, avx512f, avx512_bf16, amx_bf16, ...
+  bool has_avx512_bf16 = false;
+};
+
+SystemInfo system_info();
+
+// Sets libtorch's intra-op threads; 0 means one per available core. Debian's libtorch starts with
+// a single OpenMP thread on these machines (omp_get_max_threads() == 1), so the CLI calls this at
+// start-up. Returns the count in effect.
+int configure_threads(int threads = 0);
+
+}  // namespace glimpse::core

@@ -1,0 +1,15 @@
+#pragma once
+
+// Subcommands of the `glimpse` tool. Each add_* function adds one subcommand to the app and gives
+// it a callback that runs it; errors propagate to main, which prints them as one line.
+
+namespace CLI {
+class App;
+}
+
+namespace glimpse::cli {
+
+void add_info_command(CLI::App& app);
+void add_safetensors_command(CLI::App& app);
+
+}  // namespace glimpse::cli

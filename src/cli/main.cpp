@@ -1,0 +1,70 @@
+// The `glimpse` command-line tool.
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <string>
+
+#include "cli/commands.h"
+#include "glimpse/core/error.h"
+#include "glimpse/core/logging.h"
+#include "glimpse/core/system.h"
+#include "glimpse/version.h"
+
+namespace {
+
+// Exit codes stay below 128 so that shells never mistake an error for a signal.
+constexpr int kExitGlimpseError = 2;
+constexpr int kExitTorchError = 3;
+constexpr int kExitOtherError = 4;
+
+// The first line only: messages are one line, torch's may carry a backtrace.
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"glimpse: multimodal LLMs and test-time methods on libtorch", "glimpse"};
+  app.set_version_flag("--version", GLIMPSE_VERSION);
+  app.require_subcommand(1);
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "glimpse: error: " + first_line(e.what()) + " (see --help)\n";
+  });
+  std::string log_level;
+  int threads = 0;
+  app.add_option("--threads", threads, "Intra-op threads (0: one per core)")
+      ->envname("GLIMPSE_THREADS")
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--log-level", log_level, "error, warn, info, debug or trace")
+      ->envname("GLIMPSE_LOG_LEVEL");
+  app.parse_complete_callback([&] {
+    if (!log_level.empty()) {
+      const auto level = glimpse::core::parse_log_level(log_level);
+      if (!level) {
+        throw CLI::ValidationError("--log-level", "expected error, warn, info, debug or trace, found '" +
+                                                      log_level + "'");
+      }
+      glimpse::core::set_log_level(*level);
+    }
+    glimpse::core::configure_threads(threads);
+  });
+
+  glimpse::cli::add_info_command(app);
+  glimpse::cli::add_safetensors_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const glimpse::Error& e) {
+    std::fprintf(stderr, "glimpse: error: %s\n", first_line(e.what()).c_str());
+    return kExitGlimpseError;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "glimpse: torch error: %s\n", first_line(e.what_without_backtrace()).c_str());
+    return kExitTorchError;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "glimpse: error: %s\n", first_line(e.what()).c_str());
+    return kExitOtherError;
+  }
+  return 0;
+}
