@@ -175,6 +175,11 @@ std::vector<std::string> Config::get_string_list(std::string_view key) const {
   return out;
 }
 
+std::vector<std::string> Config::get_string_list(std::string_view key,
+                                                const std::vector<std::string>& fallback) const {
+  return has(key) ? get_string_list(key) : fallback;
+}
+
 Config Config::section(std::string_view key) const {
   const json& v = require(key);
   if (!v.is_object()) fail(key, "expected an object, found " + describe(v));

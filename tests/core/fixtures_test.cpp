@@ -46,7 +46,9 @@ TEST(SafetensorsFixturesGolden, EveryFileMatchesItsManifest) {
         EXPECT_EQ(info->shape, t.at("shape").get<std::vector<std::int64_t>>()) << name;
         // Values are readable through torch, and finite.
         const at::Tensor x = load_tensor(file, name);
-        if (x.is_floating_point()) EXPECT_TRUE(at::isfinite(x).all().item<bool>()) << name;
+        if (x.is_floating_point()) {
+          EXPECT_TRUE(at::isfinite(x).all().item<bool>()) << name;
+        }
         ++tensors_checked;
       }
       ++files_checked;

@@ -47,6 +47,8 @@ class Config {
                                          const std::vector<std::int64_t>& fallback) const;
   std::vector<double> get_float_list(std::string_view key) const;
   std::vector<std::string> get_string_list(std::string_view key) const;
+  std::vector<std::string> get_string_list(std::string_view key,
+                                           const std::vector<std::string>& fallback) const;
 
   // A nested object as its own Config; messages keep the full dotted path.
   Config section(std::string_view key) const;

@@ -1,0 +1,90 @@
+#pragma once
+
+// The model interface: a checkpoint folder loaded into a runnable model, with a forward pass that
+// takes the tensors a Hugging Face processor produces (named as the reference forward arguments)
+// and returns logits, hidden states and attention probabilities with the reference meanings.
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "glimpse/core/config.h"
+#include "glimpse/model/kv_cache.h"
+
+namespace glimpse::model {
+
+struct LoadOptions {
+  // Compute dtype: at::kFloat (matches the reference fp32 goldens) or at::kBFloat16.
+  c10::ScalarType dtype = c10::ScalarType::Float;
+};
+
+// Tensors named like the reference forward arguments. Undefined tensors are absent.
+struct ForwardInputs {
+  at::Tensor input_ids;       // [B, S] int64
+  at::Tensor attention_mask;  // [B, S] (1 = token, 0 = padding); all ones when undefined
+  at::Tensor pixel_values;    // images, model-specific layout (Qwen: [N, C*T*P*P])
+  at::Tensor image_grid_thw;  // [n_images, 3] int64
+  at::Tensor pixel_values_videos;
+  at::Tensor video_grid_thw;      // [n_videos, 3] int64
+  at::Tensor second_per_grid_ts;  // [n_videos] (Qwen2.5-VL)
+};
+
+struct ForwardOptions {
+  bool output_hidden_states = false;
+  bool output_attentions = false;
+  // Compute logits for the last position only (generation); otherwise for every position.
+  bool last_logits_only = false;
+};
+
+struct ForwardOutput {
+  at::Tensor logits;  // [B, S or 1, V]
+  // With output_hidden_states: L+1 tensors [B, S, H]. 0 is the input embeddings (vision features
+  // scattered in), i is the output of layer i-1, L is after the final norm (the reference's
+  // convention).
+  std::vector<at::Tensor> hidden_states;
+  at::Tensor last_layer_output_prenorm;  // with output_hidden_states
+  std::vector<at::Tensor> attentions;    // with output_attentions: L tensors [B, heads, S, S_kv]
+  at::Tensor position_ids;               // the positions used (Qwen: [3, B, S])
+  at::Tensor rope_deltas;                // Qwen: [B, 1]
+};
+
+// Per-request decoding state: the KV cache and what the model needs to continue (M-RoPE deltas,
+// the attention mask seen so far).
+struct DecodeState {
+  std::unique_ptr<KVCache> cache;
+  at::Tensor rope_deltas;     // [B, 1] int64, set at prefill
+  at::Tensor attention_mask;  // [B, past] int64, grown by each call
+  std::int64_t past_length() const { return cache ? cache->length() : 0; }
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // The checkpoint's `architectures[0]` (e.g. "Qwen2VLForConditionalGeneration").
+  virtual const std::string& architecture() const = 0;
+  virtual const core::Config& config() const = 0;
+  virtual c10::ScalarType dtype() const = 0;
+  virtual std::int64_t num_layers() const = 0;
+  virtual std::int64_t vocab_size() const = 0;
+
+  // A full forward without a cache (the reference's use_cache=False).
+  virtual ForwardOutput forward(const ForwardInputs& inputs, const ForwardOptions& options) = 0;
+
+  // A cached forward: with an empty state it is the prefill (vision, positions, cache filled);
+  // afterwards `inputs.input_ids` holds only the new tokens and `inputs.attention_mask`, when
+  // given, only their mask. The state is updated in place.
+  virtual ForwardOutput forward_cached(const ForwardInputs& inputs, const ForwardOptions& options,
+                                       DecodeState& state) = 0;
+
+  // An empty decoding state with this model's cache layout for `batch` sequences.
+  virtual DecodeState new_state(std::int64_t batch) const = 0;
+};
+
+// Loads a Hugging Face checkpoint folder (config.json + safetensors), choosing the implementation
+// by `architectures[0]`, else `model_type`, through the ModelRegistry.
+std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options = {});
+
+}  // namespace glimpse::model

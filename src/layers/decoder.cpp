@@ -1,0 +1,109 @@
+#include "layers/decoder.h"
+
+#include <cmath>
+
+#include "layers/weights.h"
+
+namespace glimpse::layers {
+
+Decoder::Decoder(WeightLoader& w, const DecoderConfig& c) : config_(c) {
+  const std::string& p = c.prefix;
+  const std::int64_t h = c.hidden_size, q = c.num_heads * c.head_dim,
+                     kv = c.num_kv_heads * c.head_dim;
+  embed_tokens_ = w.get(p + "embed_tokens.weight", {c.vocab_size, h});
+  layers_.reserve(c.num_layers);
+  for (std::int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string l = p + "layers." + std::to_string(i) + ".";
+    DecoderLayer layer;
+    layer.input_layernorm = RMSNorm::load(w, l + "input_layernorm", h, c.rms_norm_eps);
+    layer.post_attention_layernorm =
+        RMSNorm::load(w, l + "post_attention_layernorm", h, c.rms_norm_eps);
+    layer.q_proj = Linear::load(w, l + "self_attn.q_proj", h, q, c.qkv_bias);
+    layer.k_proj = Linear::load(w, l + "self_attn.k_proj", h, kv, c.qkv_bias);
+    layer.v_proj = Linear::load(w, l + "self_attn.v_proj", h, kv, c.qkv_bias);
+    layer.o_proj = Linear::load(w, l + "self_attn.o_proj", q, h, false);
+    layer.gate_proj = Linear::load(w, l + "mlp.gate_proj", h, c.intermediate_size, false);
+    layer.up_proj = Linear::load(w, l + "mlp.up_proj", h, c.intermediate_size, false);
+    layer.down_proj = Linear::load(w, l + "mlp.down_proj", c.intermediate_size, h, false);
+    layers_.push_back(std::move(layer));
+  }
+  norm_ = RMSNorm::load(w, p + "norm", h, c.rms_norm_eps);
+  // A checkpoint with tie_word_embeddings may still ship lm_head.weight; the reference then ties
+  // (overwrites) it with the embeddings.
+  lm_head_ = c.tie_word_embeddings ? embed_tokens_ : w.get("lm_head.weight", {c.vocab_size, h});
+}
+
+at::Tensor Decoder::embed(const at::Tensor& input_ids) const {
+  return at::embedding(embed_tokens_, input_ids);
+}
+
+at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at::Tensor& cos,
+                              const at::Tensor& sin, const at::Tensor& mask,
+                              model::KVCache* cache, at::Tensor* probs_out) const {
+  const DecoderLayer& layer = layers_[index];
+  const std::int64_t b = x.size(0), s = x.size(1), d = config_.head_dim;
+  const std::int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+  at::Tensor q = layer.q_proj(x).view({b, s, heads, d}).transpose(1, 2);
+  at::Tensor k = layer.k_proj(x).view({b, s, kv_heads, d}).transpose(1, 2);
+  at::Tensor v = layer.v_proj(x).view({b, s, kv_heads, d}).transpose(1, 2);
+
+  // apply_rotary_pos_emb: q * cos + rotate_half(q) * sin, cos/sin broadcast over heads.
+  const at::Tensor c = cos.unsqueeze(1), sn = sin.unsqueeze(1);
+  q = q * c + rotate_half(q) * sn;
+  k = k * c + rotate_half(k) * sn;
+  if (cache != nullptr) std::tie(k, v) = cache->append(index, k, v);
+  const std::int64_t t = k.size(2);
+
+  // GQA without repeat_kv: query heads sharing a KV head are stacked along the row axis, which
+  // gives the same dot products as the reference's repeated keys.
+  const std::int64_t rep = heads / kv_heads;
+  const at::Tensor qg = q.reshape({b, kv_heads, rep * s, d});
+  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)).view({b, heads, s, t});
+  scores = scores / std::sqrt(static_cast<double>(d));
+  if (mask.defined()) scores = scores + mask;
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(x.scalar_type());
+  if (probs_out != nullptr) *probs_out = probs;
+  const at::Tensor out = at::matmul(probs.view({b, kv_heads, rep * s, t}), v)
+                             .view({b, heads, s, d})
+                             .transpose(1, 2)
+                             .reshape({b, s, heads * d});
+  return layer.o_proj(out);
+}
+
+DecoderOutput Decoder::run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
+                           const at::Tensor& mask, model::KVCache* cache,
+                           const DecoderRun& run) const {
+  DecoderOutput out;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (run.output_hidden_states) out.hidden_states.push_back(x);
+    const DecoderLayer& layer = layers_[i];
+    at::Tensor probs;
+    x = x + attention(static_cast<std::int64_t>(i), layer.input_layernorm(x), cos, sin, mask, cache,
+                      run.output_attentions ? &probs : nullptr);
+    if (run.output_attentions) out.attentions.push_back(probs);
+    const at::Tensor h = layer.post_attention_layernorm(x);
+    x = x + layer.down_proj(activate(layer.gate_proj(h), config_.act) * layer.up_proj(h));
+  }
+  out.prenorm = x;
+  out.last_hidden_state = norm_(x);
+  if (run.output_hidden_states) out.hidden_states.push_back(out.last_hidden_state);
+  return out;
+}
+
+at::Tensor causal_mask(const at::Tensor& attention_mask, std::int64_t new_tokens,
+                       c10::ScalarType dtype) {
+  const std::int64_t b = attention_mask.size(0), total = attention_mask.size(1);
+  const std::int64_t past = total - new_tokens;
+  const bool padded = !attention_mask.eq(1).all().item<bool>();
+  if (!padded && new_tokens == 1) return at::Tensor();
+  const auto opts = at::TensorOptions().dtype(at::kLong);
+  // Query i (absolute position past+i) may see key j when j <= past+i.
+  const at::Tensor qpos = at::arange(past, total, opts).view({new_tokens, 1});
+  const at::Tensor kpos = at::arange(total, opts).view({1, total});
+  at::Tensor blocked = kpos.gt(qpos).view({1, 1, new_tokens, total});
+  blocked = blocked.logical_or(attention_mask.eq(0).view({b, 1, 1, total}));
+  return at::zeros({b, 1, new_tokens, total}, at::TensorOptions().dtype(dtype))
+      .masked_fill_(blocked, mask_min(dtype));
+}
+
+}  // namespace glimpse::layers

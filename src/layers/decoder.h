@@ -1,0 +1,81 @@
+#pragma once
+
+// The Llama-family pre-norm decoder shared by Qwen2 and Llama (transformers
+// modeling_qwen2.py / modeling_llama.py: DecoderLayer, Attention, MLP). Rotary embeddings are
+// computed by the caller (M-RoPE for Qwen2-VL, 1-D RoPE otherwise) and passed in as cos/sin.
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "glimpse/model/kv_cache.h"
+#include "layers/modules.h"
+
+namespace glimpse::layers {
+
+struct DecoderConfig {
+  std::int64_t vocab_size = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_layers = 0;
+  std::int64_t num_heads = 0;
+  std::int64_t num_kv_heads = 0;
+  std::int64_t head_dim = 0;
+  double rms_norm_eps = 1e-6;
+  bool qkv_bias = false;  // Qwen2: true; Llama: attention_bias (false)
+  Activation act = Activation::Silu;
+  bool tie_word_embeddings = false;
+  std::string prefix = "model.";  // state-dict prefix of embed_tokens, layers, norm
+};
+
+struct DecoderLayer {
+  RMSNorm input_layernorm, post_attention_layernorm;
+  Linear q_proj, k_proj, v_proj, o_proj;
+  Linear gate_proj, up_proj, down_proj;
+};
+
+struct DecoderRun {
+  bool output_hidden_states = false;
+  bool output_attentions = false;
+};
+
+struct DecoderOutput {
+  at::Tensor last_hidden_state;        // after the final norm [B, S, H]
+  at::Tensor prenorm;                  // output of the last layer, before the norm
+  std::vector<at::Tensor> hidden_states;  // L+1 with output_hidden_states
+  std::vector<at::Tensor> attentions;     // L with output_attentions
+};
+
+class Decoder {
+ public:
+  Decoder(WeightLoader& weights, const DecoderConfig& config);
+
+  const DecoderConfig& config() const { return config_; }
+  at::Tensor embed(const at::Tensor& input_ids) const;
+  at::Tensor lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+
+  // x: [B, S, H] embeddings; cos, sin: [B, S, head_dim] in the compute dtype; mask: additive
+  // [B, 1, S, S_kv] or undefined for no masking; cache: appended to when given.
+  DecoderOutput run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
+                    const at::Tensor& mask, model::KVCache* cache, const DecoderRun& run) const;
+
+ private:
+  at::Tensor attention(std::int64_t layer, const at::Tensor& x, const at::Tensor& cos,
+                       const at::Tensor& sin, const at::Tensor& mask, model::KVCache* cache,
+                       at::Tensor* probs_out) const;
+
+  DecoderConfig config_;
+  at::Tensor embed_tokens_;  // [V, H]
+  std::vector<DecoderLayer> layers_;
+  RMSNorm norm_;
+  at::Tensor lm_head_;  // [V, H]; the embedding matrix when tied
+};
+
+// Additive attention mask [B, 1, S, past+S] for `attention_mask` [B, past+S] (1 = keep), causal
+// within the new S tokens, with the reference's finfo.min for masked slots. Undefined when nothing
+// needs masking (no padding and a single new token).
+at::Tensor causal_mask(const at::Tensor& attention_mask, std::int64_t new_tokens,
+                       c10::ScalarType dtype);
+
+}  // namespace glimpse::layers

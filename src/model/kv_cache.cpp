@@ -1,0 +1,50 @@
+#include "glimpse/model/kv_cache.h"
+
+#include <ATen/ATen.h>
+
+#include "glimpse/core/error.h"
+
+namespace glimpse::model {
+
+DenseKVCache::DenseKVCache(std::int64_t num_layers) : layers_(num_layers) {}
+
+std::pair<at::Tensor, at::Tensor> DenseKVCache::append(std::int64_t layer, const at::Tensor& key,
+                                                       const at::Tensor& value) {
+  if (layer < 0 || layer >= static_cast<std::int64_t>(layers_.size())) {
+    throw InputError("KV cache: layer " + std::to_string(layer) + " out of range");
+  }
+  Layer& l = layers_[layer];
+  const std::int64_t n = key.size(2);
+  const std::int64_t needed = l.length + n;
+  if (!l.keys.defined() || needed > l.keys.size(2)) {
+    // Grow to 1.5x (at least 256 slots more) so that decode steps append without copying.
+    const std::int64_t capacity = std::max<std::int64_t>(needed + 256, needed * 3 / 2);
+    auto grow = [&](const at::Tensor& old, const at::Tensor& like) {
+      at::Tensor fresh = at::empty({like.size(0), like.size(1), capacity, like.size(3)},
+                                   like.options());
+      if (old.defined() && l.length > 0) fresh.narrow(2, 0, l.length).copy_(old.narrow(2, 0, l.length));
+      return fresh;
+    };
+    l.keys = grow(l.keys, key);
+    l.values = grow(l.values, value);
+  }
+  l.keys.narrow(2, l.length, n).copy_(key);
+  l.values.narrow(2, l.length, n).copy_(value);
+  l.length = needed;
+  return {l.keys.narrow(2, 0, l.length), l.values.narrow(2, 0, l.length)};
+}
+
+std::int64_t DenseKVCache::length() const { return layers_.empty() ? 0 : layers_[0].length; }
+
+std::int64_t DenseKVCache::bytes() const {
+  std::int64_t total = 0;
+  for (const auto& l : layers_) {
+    if (!l.keys.defined()) continue;
+    const std::int64_t per_token = l.keys.size(0) * l.keys.size(1) * l.keys.size(3) *
+                                   static_cast<std::int64_t>(l.keys.element_size());
+    total += 2 * per_token * l.length;
+  }
+  return total;
+}
+
+}  // namespace glimpse::model

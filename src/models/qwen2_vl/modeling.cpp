@@ -1,0 +1,227 @@
+#include "models/qwen2_vl/modeling.h"
+
+#include <filesystem>
+
+#include "glimpse/core/error.h"
+#include "glimpse/core/logging.h"
+#include "glimpse/model/registry.h"
+#include "layers/weights.h"
+#include "models/qwen2_vl/rope_index.h"
+
+namespace glimpse::models::qwen2_vl {
+namespace {
+
+// A 2-D int64 tensor named like the reference argument, or an InputError naming it.
+at::Tensor as_ids(const at::Tensor& t, const char* name) {
+  if (t.dim() != 2) {
+    throw InputError(std::string(name) + ": expected 2 dimensions [batch, sequence], found " +
+                     std::to_string(t.dim()));
+  }
+  if (at::isFloatingType(t.scalar_type())) {
+    throw InputError(std::string(name) + ": expected an integer tensor");
+  }
+  return t.to(at::kLong).contiguous();
+}
+
+// Checks pixel_values [N, patch_dim] against grid_thw [n, 3] and returns the grid as int64.
+at::Tensor check_vision(const at::Tensor& pixels, const at::Tensor& grid, const VisionConfig& v,
+                        const std::string& pixels_name, const std::string& grid_name) {
+  if (!grid.defined()) throw InputError(pixels_name + " given without " + grid_name);
+  if (grid.dim() != 2 || grid.size(1) != 3 || at::isFloatingType(grid.scalar_type())) {
+    throw InputError(grid_name + ": expected an integer tensor [n, 3] of (t, h, w)");
+  }
+  if (pixels.dim() != 2 || pixels.size(1) != v.patch_dim()) {
+    throw InputError(pixels_name + ": expected shape [patches, " + std::to_string(v.patch_dim()) +
+                     "], found " + c10::str(pixels.sizes()));
+  }
+  const at::Tensor g = grid.to(at::kLong).contiguous();
+  const auto* p = g.data_ptr<std::int64_t>();
+  std::int64_t total = 0;
+  for (std::int64_t i = 0; i < g.size(0); ++i) {
+    const std::int64_t t = p[3 * i], h = p[3 * i + 1], w = p[3 * i + 2];
+    if (t <= 0 || h <= 0 || w <= 0 || h % v.spatial_merge_size || w % v.spatial_merge_size) {
+      throw InputError(grid_name + " row " + std::to_string(i) + ": (" + std::to_string(t) + ", " +
+                       std::to_string(h) + ", " + std::to_string(w) +
+                       ") must be positive with h and w divisible by spatial_merge_size " +
+                       std::to_string(v.spatial_merge_size));
+    }
+    if (t > pixels.size(0) || h > pixels.size(0) || w > pixels.size(0) ||
+        t * h * w > pixels.size(0)) {
+      throw InputError(grid_name + " row " + std::to_string(i) + " describes more patches than " +
+                       pixels_name + " holds (" + std::to_string(pixels.size(0)) + ")");
+    }
+    total += t * h * w;
+  }
+  if (total != pixels.size(0)) {
+    throw InputError(grid_name + " describes " + std::to_string(total) + " patches, but " +
+                     pixels_name + " has " + std::to_string(pixels.size(0)));
+  }
+  return g;
+}
+
+}  // namespace
+
+Qwen2VLForConditionalGeneration::Qwen2VLForConditionalGeneration(
+    const std::string& dir, const model::LoadOptions& options)
+    : raw_config_(core::Config::load((std::filesystem::path(dir) / "config.json").string())),
+      config_(parse_config(raw_config_)),
+      dtype_(options.dtype) {
+  if (dtype_ != at::kFloat && dtype_ != at::kBFloat16) {
+    throw UnsupportedError("compute dtype must be f32 or bf16");
+  }
+  // Checkpoints saved by newer transformers use model.language_model.* and model.visual.*
+  // (the reverse of _checkpoint_conversion_mapping).
+  layers::WeightLoader weights(core::Checkpoint::open(dir), dtype_,
+                               {{"model.", "model.language_model."}, {"visual.", "model.visual."}});
+  vision_ = std::make_unique<VisionTransformer>(weights, config_.vision);
+  decoder_ = std::make_unique<layers::Decoder>(weights, config_.text);
+  const auto unused = weights.unused();
+  for (const auto& name : unused) {
+    if (name != "lm_head.weight") GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
+  }
+}
+
+at::Tensor Qwen2VLForConditionalGeneration::encode_vision(const at::Tensor& pixel_values,
+                                                          const at::Tensor& grid_thw,
+                                                          VisionTrace* trace) const {
+  const at::Tensor g = check_vision(pixel_values, grid_thw, config_.vision, "pixel_values",
+                                    "image_grid_thw");
+  return vision_->forward(pixel_values, g, trace);
+}
+
+at::Tensor Qwen2VLForConditionalGeneration::embed(const model::ForwardInputs& in) const {
+  const at::Tensor ids = in.input_ids;
+  at::Tensor x = decoder_->embed(ids);
+  auto scatter = [&](const at::Tensor& pixels, const at::Tensor& grid, std::int64_t token,
+                     const char* pixels_name, const char* grid_name, const char* kind) {
+    const at::Tensor mask = ids.eq(token);
+    const std::int64_t tokens = mask.sum().item<std::int64_t>();
+    if (!pixels.defined()) {
+      if (tokens > 0) {
+        throw InputError(std::string("input_ids has ") + std::to_string(tokens) + " " + kind +
+                         " tokens but " + pixels_name + " is missing");
+      }
+      return;
+    }
+    const at::Tensor g = check_vision(pixels, grid, config_.vision, pixels_name, grid_name);
+    const std::int64_t unit = config_.vision.spatial_merge_size * config_.vision.spatial_merge_size;
+    const std::int64_t features = pixels.size(0) / unit;
+    if (tokens != features) {
+      throw InputError(std::string(kind) + " features and " + kind +
+                       " tokens do not match: tokens: " + std::to_string(tokens) +
+                       ", features " + std::to_string(features));
+    }
+    const at::Tensor feats = vision_->forward(pixels, g).to(x.scalar_type());
+    x = x.masked_scatter(mask.unsqueeze(-1).expand_as(x), feats);
+  };
+  scatter(in.pixel_values, in.image_grid_thw, config_.image_token_id, "pixel_values",
+          "image_grid_thw", "Image");
+  scatter(in.pixel_values_videos, in.video_grid_thw, config_.video_token_id,
+          "pixel_values_videos", "video_grid_thw", "Video");
+  return x;
+}
+
+model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardInputs& raw,
+                                                          const model::ForwardOptions& options,
+                                                          model::DecodeState* state) {
+  if (!raw.input_ids.defined()) throw InputError("input_ids: missing");
+  model::ForwardInputs in = raw;
+  in.input_ids = as_ids(raw.input_ids, "input_ids");
+  const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
+  if (b == 0 || s == 0) throw InputError("input_ids: empty");
+  const std::int64_t lo = in.input_ids.min().item<std::int64_t>();
+  const std::int64_t hi = in.input_ids.max().item<std::int64_t>();
+  if (lo < 0 || hi >= config_.text.vocab_size) {
+    throw InputError("input_ids: token id " + std::to_string(lo < 0 ? lo : hi) +
+                     " outside the vocabulary [0, " + std::to_string(config_.text.vocab_size) + ")");
+  }
+  if (in.attention_mask.defined()) {
+    in.attention_mask = as_ids(raw.attention_mask, "attention_mask");
+    if (in.attention_mask.sizes() != in.input_ids.sizes()) {
+      throw InputError("attention_mask: shape " + c10::str(in.attention_mask.sizes()) +
+                       " differs from input_ids " + c10::str(in.input_ids.sizes()));
+    }
+    if (!in.attention_mask.eq(0).logical_or(in.attention_mask.eq(1)).all().item<bool>()) {
+      throw InputError("attention_mask: values must be 0 or 1");
+    }
+  } else {
+    in.attention_mask = at::ones({b, s}, at::TensorOptions().dtype(at::kLong));
+  }
+  if (in.second_per_grid_ts.defined() && in.video_grid_thw.defined() &&
+      in.second_per_grid_ts.numel() != in.video_grid_thw.size(0)) {
+    throw InputError("second_per_grid_ts: expected one value per row of video_grid_thw");
+  }
+
+  const bool prefill = state == nullptr || state->past_length() == 0;
+  model::ForwardOutput out;
+  at::Tensor x;
+  at::Tensor full_mask = in.attention_mask;
+  if (prefill) {
+    x = embed(in);
+    RopeIndex rope = get_rope_index(config_, in.input_ids, in.image_grid_thw, in.video_grid_thw,
+                                    in.second_per_grid_ts, in.attention_mask);
+    out.position_ids = rope.position_ids;
+    out.rope_deltas = rope.rope_deltas;
+  } else {
+    if (b != state->rope_deltas.size(0)) {
+      throw InputError("input_ids: batch of " + std::to_string(b) + " differs from the state's " +
+                       std::to_string(state->rope_deltas.size(0)));
+    }
+    x = decoder_->embed(in.input_ids);
+    // Decode: position = cache position + rope_deltas, the same on all three streams.
+    const std::int64_t past = state->past_length();
+    const at::Tensor p = at::arange(past, past + s, at::TensorOptions().dtype(at::kLong))
+                             .view({1, s}) + state->rope_deltas;
+    out.position_ids = p.unsqueeze(0).expand({3, b, s});
+    out.rope_deltas = state->rope_deltas;
+    full_mask = at::cat({state->attention_mask, in.attention_mask}, 1);
+  }
+  const auto [cos, sin] = mrope_cos_sin(config_, out.position_ids, dtype_);
+  const at::Tensor mask = layers::causal_mask(full_mask, s, dtype_);
+  layers::DecoderRun run;
+  run.output_hidden_states = options.output_hidden_states;
+  run.output_attentions = options.output_attentions;
+  layers::DecoderOutput dec =
+      decoder_->run(x, cos, sin, mask, state ? state->cache.get() : nullptr, run);
+  const at::Tensor last = options.last_logits_only ? dec.last_hidden_state.narrow(1, s - 1, 1)
+                                                   : dec.last_hidden_state;
+  out.logits = decoder_->lm_head(last);
+  out.hidden_states = std::move(dec.hidden_states);
+  out.attentions = std::move(dec.attentions);
+  if (options.output_hidden_states) out.last_layer_output_prenorm = dec.prenorm;
+  if (state != nullptr) {
+    if (prefill) state->rope_deltas = out.rope_deltas;
+    state->attention_mask = full_mask;
+  }
+  return out;
+}
+
+model::ForwardOutput Qwen2VLForConditionalGeneration::forward(
+    const model::ForwardInputs& inputs, const model::ForwardOptions& options) {
+  return run(inputs, options, nullptr);
+}
+
+model::ForwardOutput Qwen2VLForConditionalGeneration::forward_cached(
+    const model::ForwardInputs& inputs, const model::ForwardOptions& options,
+    model::DecodeState& state) {
+  if (!state.cache) throw InputError("decoding state has no cache (use Model::new_state)");
+  return run(inputs, options, &state);
+}
+
+model::DecodeState Qwen2VLForConditionalGeneration::new_state(std::int64_t) const {
+  model::DecodeState state;
+  state.cache = std::make_unique<model::DenseKVCache>(config_.text.num_layers);
+  return state;
+}
+
+void register_models(model::ModelRegistry& registry) {
+  auto factory = [](const std::string& dir, const model::LoadOptions& options) {
+    return std::unique_ptr<model::Model>(new Qwen2VLForConditionalGeneration(dir, options));
+  };
+  registry.add("Qwen2VLForConditionalGeneration", factory);
+  registry.add("Qwen2_5_VLForConditionalGeneration", factory);
+  registry.add("qwen2_vl", factory);
+  registry.add("qwen2_5_vl", factory);
+}
+
+}  // namespace glimpse::models::qwen2_vl

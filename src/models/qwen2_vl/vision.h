@@ -1,0 +1,62 @@
+#pragma once
+
+// The Qwen2-VL vision transformer (transformers modeling_qwen2_vl.py:
+// Qwen2VisionTransformerPretrainedModel) and its Qwen2.5-VL variant (modeling_qwen2_5_vl.py:
+// Qwen2_5_VisionTransformerPretrainedModel: RMSNorm, SwiGLU MLP, window attention).
+
+#include <ATen/ATen.h>
+
+#include <array>
+
+#include <string>
+#include <vector>
+
+#include "layers/modules.h"
+#include "models/qwen2_vl/config.h"
+
+namespace glimpse::models::qwen2_vl {
+
+// Intermediate outputs for golden tests: the reference's forward hooks on patch_embed and on each
+// block (for Qwen2.5-VL in the window-permuted order used inside the tower).
+struct VisionTrace {
+  at::Tensor patch_embed;
+  std::vector<at::Tensor> blocks;
+};
+
+class VisionTransformer {
+ public:
+  VisionTransformer(layers::WeightLoader& weights, const VisionConfig& config,
+                    const std::string& prefix = "visual.");
+
+  // pixel_values [N, C*T*P*P], grid_thw [n, 3] int64 (checked by the caller) -> merged features
+  // [N / merge^2, out_dim] in input order.
+  at::Tensor forward(const at::Tensor& pixel_values, const at::Tensor& grid_thw,
+                     VisionTrace* trace = nullptr) const;
+
+  const VisionConfig& config() const { return config_; }
+
+ private:
+  struct Block {
+    layers::LayerNorm ln1, ln2;  // Qwen2-VL
+    layers::RMSNorm rms1, rms2;  // Qwen2.5-VL
+    layers::Linear qkv, proj;
+    layers::Linear fc1, fc2;                   // Qwen2-VL MLP
+    layers::Linear gate_proj, up_proj, down_proj;  // Qwen2.5-VL MLP
+  };
+
+  at::Tensor norm(const Block& b, const at::Tensor& x, int which) const;
+  at::Tensor mlp(const Block& b, const at::Tensor& x) const;
+  at::Tensor attention(const Block& b, const at::Tensor& x, const at::Tensor& cos,
+                       const at::Tensor& sin, const std::vector<std::int64_t>& cu_seqlens) const;
+  // [N, head_dim/2] rotary angles in fp32, patches in merge-block order.
+  at::Tensor rotary_angles(const std::vector<std::array<std::int64_t, 3>>& grids) const;
+
+  VisionConfig config_;
+  at::Tensor patch_weight_;  // [embed, C*T*P*P]
+  std::vector<Block> blocks_;
+  layers::LayerNorm merger_ln_;
+  layers::RMSNorm merger_rms_;
+  layers::Linear merger_fc1_, merger_fc2_;
+};
+
+}  // namespace glimpse::models::qwen2_vl

@@ -1,0 +1,12 @@
+#include "models/register.h"
+
+#include "glimpse/model/registry.h"
+#include "models/qwen2_vl/modeling.h"
+
+namespace glimpse::models {
+
+void register_builtin_models(model::ModelRegistry& registry) {
+  qwen2_vl::register_models(registry);
+}
+
+}  // namespace glimpse::models
