@@ -11,5 +11,7 @@ namespace glimpse::cli {
 
 void add_info_command(CLI::App& app);
 void add_safetensors_command(CLI::App& app);
+void add_forward_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace glimpse::cli

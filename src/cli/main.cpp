@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
 
   glimpse::cli::add_info_command(app);
   glimpse::cli::add_safetensors_command(app);
+  glimpse::cli::add_forward_command(app);
+  glimpse::cli::add_generate_command(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,51 @@
+// glimpse forward: one forward pass over reference-named inputs, written as safetensors with the
+// reference's output names (logits, hidden_states.{i}, attentions.{i}).
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "glimpse/core/tensor.h"
+#include "glimpse/model/model.h"
+
+namespace glimpse::cli {
+
+void add_forward_command(CLI::App& app) {
+  struct Args {
+    std::string model, inputs, out, dtype = "f32";
+    bool hidden = false, attentions = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("forward", "Run one forward pass and save its outputs");
+  cmd->add_option("--model", args->model, "Checkpoint folder")->required();
+  cmd->add_option("--inputs", args->inputs, "safetensors with input_ids, pixel_values, ...")
+      ->required();
+  cmd->add_option("--out", args->out, "Output safetensors file")->required();
+  cmd->add_flag("--output-hidden-states", args->hidden, "Save hidden_states.{0..L}");
+  cmd->add_flag("--output-attentions", args->attentions, "Save attentions.{i} [B, H, S, S]");
+  cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
+  cmd->callback([args] {
+    model::LoadOptions load;
+    load.dtype = parse_dtype(args->dtype);
+    const model::ForwardInputs inputs = read_forward_inputs(args->inputs);
+    auto model = model::load_model(args->model, load);
+    model::ForwardOptions options;
+    options.output_hidden_states = args->hidden;
+    options.output_attentions = args->attentions;
+    const auto out = model->forward(inputs, options);
+    // Outputs are saved in fp32 whatever the compute dtype, so that they compare directly.
+    std::vector<std::pair<std::string, at::Tensor>> tensors{{"logits", out.logits.to(at::kFloat)}};
+    for (std::size_t i = 0; i < out.hidden_states.size(); ++i) {
+      tensors.emplace_back("hidden_states." + std::to_string(i), out.hidden_states[i].to(at::kFloat));
+    }
+    if (out.last_layer_output_prenorm.defined()) {
+      tensors.emplace_back("last_layer_output_prenorm", out.last_layer_output_prenorm.to(at::kFloat));
+    }
+    for (std::size_t i = 0; i < out.attentions.size(); ++i) {
+      tensors.emplace_back("attentions." + std::to_string(i), out.attentions[i].to(at::kFloat));
+    }
+    core::save_tensors(args->out, tensors);
+  });
+}
+
+}  // namespace glimpse::cli

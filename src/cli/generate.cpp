@@ -1,0 +1,86 @@
+// glimpse generate: greedy (or sampled) generation from reference-named inputs.
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "glimpse/generate/generator.h"
+#include "glimpse/model/model.h"
+
+namespace glimpse::cli {
+namespace {
+
+nlohmann::json rows(const at::Tensor& t) {
+  nlohmann::json out = nlohmann::json::array();
+  const at::Tensor c = t.to(at::kLong).contiguous();
+  for (std::int64_t i = 0; i < c.size(0); ++i) {
+    const auto* p = c[i].data_ptr<std::int64_t>();
+    out.push_back(std::vector<std::int64_t>(p, p + c.size(1)));
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  struct Args {
+    std::string model, inputs, dtype = "f32";
+    std::int64_t max_new_tokens = 32;
+    bool json = false, do_sample = false;
+    std::optional<double> temperature, top_p;
+    std::optional<std::int64_t> top_k;
+    std::uint64_t seed = 0;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("generate", "Generate tokens from reference-named inputs");
+  cmd->add_option("--model", args->model, "Checkpoint folder")->required();
+  cmd->add_option("--inputs", args->inputs, "safetensors with input_ids, pixel_values, ...")
+      ->required();
+  cmd->add_option("--max-new-tokens", args->max_new_tokens, "Tokens to generate at most")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
+  cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
+  cmd->add_flag("--do-sample", args->do_sample, "Sample instead of greedy decoding");
+  cmd->add_option("--temperature", args->temperature, "Sampling temperature");
+  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)");
+  cmd->add_option("--top-p", args->top_p, "Nucleus sampling mass (1: off)");
+  cmd->add_option("--seed", args->seed, "Sampling seed");
+  cmd->add_flag("--json", args->json,
+                "End with one JSON line {\"sequences\": [[...]], \"new_tokens\": [[...]]}");
+  cmd->callback([args] {
+    model::LoadOptions load;
+    load.dtype = parse_dtype(args->dtype);
+    const model::ForwardInputs inputs = read_forward_inputs(args->inputs);
+    auto model = model::load_model(args->model, load);
+    auto config = generate::GenerationConfig::from_checkpoint(args->model);
+    config.max_new_tokens = args->max_new_tokens;
+    // Greedy unless sampling is asked for here, whatever generation_config.json suggests.
+    config.do_sample = args->do_sample;
+    if (args->temperature) config.temperature = *args->temperature;
+    if (args->top_k) config.top_k = *args->top_k;
+    if (args->top_p) config.top_p = *args->top_p;
+    config.seed = args->seed;
+    generate::StreamCallback stream;
+    if (!args->json) {
+      stream = [](std::int64_t, const at::Tensor& tokens) {
+        const at::Tensor t = tokens.contiguous();
+        for (std::int64_t i = 0; i < t.size(0); ++i) {
+          std::printf("%s%lld", i ? " " : "", static_cast<long long>(t[i].item<std::int64_t>()));
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+        return true;
+      };
+    }
+    const auto result = generate::generate(*model, inputs, config, stream);
+    if (args->json) {
+      const nlohmann::json j = {{"sequences", rows(result.sequences)},
+                                {"new_tokens", rows(result.new_tokens)}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+  });
+}
+
+}  // namespace glimpse::cli

@@ -1,0 +1,76 @@
+// The forward and generate contracts of the glimpse tool against the fixtures.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "glimpse/core/tensor.h"
+#include "test_util.h"
+
+namespace glimpse::test {
+namespace {
+
+std::string last_line(const std::string& out) {
+  std::string s = out;
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s.substr(s.rfind('\n') == std::string::npos ? 0 : s.rfind('\n') + 1);
+}
+
+TEST(ModelCliGolden, ForwardWritesTheReferenceNamesAndValues) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  TempDir dir;
+  const std::string m = fixtures_dir() + "/tiny-qwen2.5-vl";
+  const auto r = run_cli({"forward", "--model", m + "/model", "--inputs",
+                          m + "/cases/two_images.inputs.safetensors", "--out", dir.file("o.st"),
+                          "--output-hidden-states", "--output-attentions"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto out = core::SafetensorsFile::open(dir.file("o.st"));
+  const auto ref = core::SafetensorsFile::open(m + "/cases/two_images.forward.safetensors");
+  ASSERT_EQ(out.tensors().size(), ref.tensors().size());
+  for (const auto& t : ref.tensors()) {
+    ASSERT_NE(out.find(t.name), nullptr) << t.name;
+    const at::Tensor a = core::load_tensor(out, t.name), b = core::load_tensor(ref, t.name);
+    EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-5)) << t.name;
+  }
+}
+
+TEST(ModelCliGolden, GenerateJsonEndsWithSequencesAndNewTokens) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  const std::string m = fixtures_dir() + "/tiny-qwen2-vl";
+  const auto r = run_cli({"generate", "--model", m + "/model", "--inputs",
+                          m + "/cases/video.inputs.safetensors", "--max-new-tokens", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  const auto ref = core::SafetensorsFile::open(m + "/cases/video.generate.safetensors");
+  const at::Tensor expected = core::load_tensor(ref, "new_tokens");
+  ASSERT_EQ(j.at("new_tokens").size(), 1u);
+  const auto ids = j.at("new_tokens")[0].get<std::vector<std::int64_t>>();
+  EXPECT_TRUE(at::equal(at::tensor(ids, at::kLong).view({1, -1}), expected));
+  EXPECT_EQ(j.at("sequences")[0].size(),
+            static_cast<std::size_t>(core::load_tensor(ref, "sequences").size(1)));
+}
+
+TEST(ModelCliGolden, BadInputGivesOneLineErrors) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  TempDir dir;
+  const std::string m = fixtures_dir() + "/tiny-qwen2-vl";
+  const std::string in = m + "/cases/image_a.inputs.safetensors";
+  const std::vector<std::vector<std::string>> calls = {
+      {"forward", "--model", m + "/model", "--inputs", in, "--out", dir.file("o"), "--dtype", "f16"},
+      {"forward", "--model", dir.path().string(), "--inputs", in, "--out", dir.file("o")},
+      {"forward", "--model", m + "/model", "--inputs", m + "/model/config.json", "--out", dir.file("o")},
+      {"forward", "--model", m + "/model", "--inputs", m + "/cases/image_a.vision.safetensors",
+       "--out", dir.file("o")},
+      {"generate", "--model", m + "/model", "--inputs", in, "--max-new-tokens", "-1"},
+      {"generate", "--model", m + "/model", "--inputs", in, "--do-sample", "--temperature", "0"},
+  };
+  for (const auto& args : calls) {
+    const auto r = run_cli(args);
+    EXPECT_GT(r.exit_code, 0) << r.out;
+    EXPECT_LT(r.exit_code, 128) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace glimpse::test
