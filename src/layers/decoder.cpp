@@ -21,16 +21,16 @@ Decoder::Decoder(WeightLoader& w, const DecoderConfig& c) : config_(c) {
     layer.q_proj = Linear::load(w, l + "self_attn.q_proj", h, q, c.qkv_bias);
     layer.k_proj = Linear::load(w, l + "self_attn.k_proj", h, kv, c.qkv_bias);
     layer.v_proj = Linear::load(w, l + "self_attn.v_proj", h, kv, c.qkv_bias);
-    layer.o_proj = Linear::load(w, l + "self_attn.o_proj", q, h, false);
-    layer.gate_proj = Linear::load(w, l + "mlp.gate_proj", h, c.intermediate_size, false);
-    layer.up_proj = Linear::load(w, l + "mlp.up_proj", h, c.intermediate_size, false);
-    layer.down_proj = Linear::load(w, l + "mlp.down_proj", c.intermediate_size, h, false);
+    layer.o_proj = Linear::load(w, l + "self_attn.o_proj", q, h, c.o_bias);
+    layer.gate_proj = Linear::load(w, l + "mlp.gate_proj", h, c.intermediate_size, c.mlp_bias);
+    layer.up_proj = Linear::load(w, l + "mlp.up_proj", h, c.intermediate_size, c.mlp_bias);
+    layer.down_proj = Linear::load(w, l + "mlp.down_proj", c.intermediate_size, h, c.mlp_bias);
     layers_.push_back(std::move(layer));
   }
   norm_ = RMSNorm::load(w, p + "norm", h, c.rms_norm_eps);
   // A checkpoint with tie_word_embeddings may still ship lm_head.weight; the reference then ties
   // (overwrites) it with the embeddings.
-  lm_head_ = c.tie_word_embeddings ? embed_tokens_ : w.get("lm_head.weight", {c.vocab_size, h});
+  lm_head_ = c.tie_word_embeddings ? embed_tokens_ : w.get(c.lm_head, {c.vocab_size, h});
 }
 
 at::Tensor Decoder::embed(const at::Tensor& input_ids) const {

@@ -24,9 +24,12 @@ struct DecoderConfig {
   std::int64_t head_dim = 0;
   double rms_norm_eps = 1e-6;
   bool qkv_bias = false;  // Qwen2: true; Llama: attention_bias (false)
+  bool o_bias = false;    // Llama: attention_bias; Qwen2: never
+  bool mlp_bias = false;  // Llama: mlp_bias
   Activation act = Activation::Silu;
   bool tie_word_embeddings = false;
   std::string prefix = "model.";  // state-dict prefix of embed_tokens, layers, norm
+  std::string lm_head = "lm_head.weight";
 };
 
 struct DecoderLayer {

@@ -10,6 +10,7 @@
 #include "glimpse/generate/generator.h"
 #include "glimpse/model/model.h"
 #include "models/qwen2_vl/modeling.h"
+#include "tensor_testing.h"
 #include "test_util.h"
 
 namespace glimpse::models::qwen2_vl {
@@ -29,18 +30,7 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return s;
 }
 
-// Max |a - b| and whether all |a - b| <= atol + rtol * |b|.
-::testing::AssertionResult close(const at::Tensor& a, const at::Tensor& b, double atol,
-                                 double rtol, const std::string& what) {
-  if (a.sizes() != b.sizes()) {
-    return ::testing::AssertionFailure() << what << ": shape " << a.sizes() << " vs " << b.sizes();
-  }
-  const at::Tensor x = a.to(at::kDouble), y = b.to(at::kDouble);
-  const at::Tensor diff = (x - y).abs();
-  const bool ok = diff.le(atol + rtol * y.abs()).all().item<bool>();
-  if (ok) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max |diff| " << diff.max().item<double>();
-}
+using test::all_close;
 
 class QwenForwardGolden : public ::testing::TestWithParam<Case> {
  protected:
@@ -87,13 +77,13 @@ TEST_P(QwenForwardGolden, VisionTowerMatches) {
     const at::Tensor& grid = kind == "image" ? in.image_grid_thw : in.video_grid_thw;
     VisionTrace trace;
     const at::Tensor embeds = model().encode_vision(pixels, grid, &trace);
-    EXPECT_TRUE(close(trace.patch_embed, core::load_tensor(ref, kind + ".patch_embed"), 1e-4, 1e-4,
+    EXPECT_TRUE(all_close(trace.patch_embed, core::load_tensor(ref, kind + ".patch_embed"), 1e-4, 1e-4,
                       kind + ".patch_embed"));
     for (std::size_t i = 0; i < trace.blocks.size(); ++i) {
       const std::string name = kind + ".block" + std::to_string(i);
-      EXPECT_TRUE(close(trace.blocks[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
+      EXPECT_TRUE(all_close(trace.blocks[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
     }
-    EXPECT_TRUE(close(embeds, core::load_tensor(ref, kind + ".embeds"), 1e-4, 1e-4,
+    EXPECT_TRUE(all_close(embeds, core::load_tensor(ref, kind + ".embeds"), 1e-4, 1e-4,
                       kind + ".embeds"));
   }
 }
@@ -109,18 +99,18 @@ TEST_P(QwenForwardGolden, ForwardMatches) {
   const auto ins = core::SafetensorsFile::open(file("inputs"));
   EXPECT_TRUE(at::equal(out.position_ids, core::load_tensor(ins, "position_ids")));
   EXPECT_TRUE(at::equal(out.rope_deltas, core::load_tensor(ins, "rope_deltas")));
-  EXPECT_TRUE(close(out.logits, core::load_tensor(ref, "logits"), 1e-4, 1e-4, "logits"));
+  EXPECT_TRUE(all_close(out.logits, core::load_tensor(ref, "logits"), 1e-4, 1e-4, "logits"));
   ASSERT_EQ(out.hidden_states.size(), 4u);
   for (std::size_t i = 0; i < out.hidden_states.size(); ++i) {
     const std::string name = "hidden_states." + std::to_string(i);
-    EXPECT_TRUE(close(out.hidden_states[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
+    EXPECT_TRUE(all_close(out.hidden_states[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
   }
-  EXPECT_TRUE(close(out.last_layer_output_prenorm,
+  EXPECT_TRUE(all_close(out.last_layer_output_prenorm,
                     core::load_tensor(ref, "last_layer_output_prenorm"), 1e-4, 1e-4, "prenorm"));
   ASSERT_EQ(out.attentions.size(), 3u);
   for (std::size_t i = 0; i < out.attentions.size(); ++i) {
     const std::string name = "attentions." + std::to_string(i);
-    EXPECT_TRUE(close(out.attentions[i], core::load_tensor(ref, name), 1e-5, 0, name));
+    EXPECT_TRUE(all_close(out.attentions[i], core::load_tensor(ref, name), 1e-5, 0, name));
   }
 }
 
@@ -135,7 +125,7 @@ TEST_P(QwenForwardGolden, GreedyGenerationMatches) {
       << result.new_tokens << "\nexpected\n" << core::load_tensor(ref, "new_tokens");
   EXPECT_TRUE(at::equal(result.sequences, core::load_tensor(ref, "sequences")));
   const at::Tensor step_logits = at::stack(result.step_logits, 1);
-  EXPECT_TRUE(close(step_logits, core::load_tensor(ref, "step_logits"), 1e-4, 1e-4, "step_logits"));
+  EXPECT_TRUE(all_close(step_logits, core::load_tensor(ref, "step_logits"), 1e-4, 1e-4, "step_logits"));
 }
 
 std::vector<Case> all_cases() {

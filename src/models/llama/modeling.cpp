@@ -1,0 +1,171 @@
+#include "models/llama/modeling.h"
+
+#include <filesystem>
+
+#include "glimpse/core/error.h"
+#include "glimpse/core/logging.h"
+#include "glimpse/model/registry.h"
+#include "layers/weights.h"
+
+namespace glimpse::models::llama {
+namespace {
+
+std::int64_t positive(const core::Config& c, const char* key, std::int64_t fallback) {
+  const std::int64_t v = c.get_int(key, fallback);
+  if (v <= 0) c.fail(key, "expected a positive integer, found " + std::to_string(v));
+  return v;
+}
+
+at::Tensor as_ids(const at::Tensor& t, const char* name) {
+  if (t.dim() != 2 || at::isFloatingType(t.scalar_type())) {
+    throw InputError(std::string(name) + ": expected an integer tensor [batch, sequence]");
+  }
+  return t.to(at::kLong).contiguous();
+}
+
+}  // namespace
+
+layers::DecoderConfig decoder_config(const core::Config& t, bool qwen2) {
+  layers::DecoderConfig d;
+  // LlamaConfig defaults (configuration_llama.py).
+  d.vocab_size = positive(t, "vocab_size", 32000);
+  d.hidden_size = positive(t, "hidden_size", 4096);
+  d.intermediate_size = positive(t, "intermediate_size", 11008);
+  d.num_layers = positive(t, "num_hidden_layers", 32);
+  d.num_heads = positive(t, "num_attention_heads", 32);
+  d.num_kv_heads = positive(t, "num_key_value_heads", d.num_heads);
+  d.head_dim = positive(t, "head_dim", d.hidden_size / d.num_heads);
+  if (!t.has("head_dim") && d.hidden_size % d.num_heads != 0) {
+    t.fail("num_attention_heads", "does not divide hidden_size");
+  }
+  if (d.num_heads % d.num_kv_heads != 0) {
+    t.fail("num_key_value_heads", "does not divide num_attention_heads");
+  }
+  if (d.head_dim % 2 != 0) t.fail("head_dim", "expected an even number");
+  d.rms_norm_eps = t.get_float("rms_norm_eps", 1e-6);
+  d.act = layers::parse_activation(t.get_string("hidden_act", "silu"), t.source() + ": hidden_act");
+  if (qwen2) {
+    d.qkv_bias = true;
+  } else {
+    d.qkv_bias = d.o_bias = t.get_bool("attention_bias", false);
+    d.mlp_bias = t.get_bool("mlp_bias", false);
+  }
+  d.tie_word_embeddings = t.get_bool("tie_word_embeddings", false);
+  return d;
+}
+
+CausalLM::CausalLM(core::Config raw, const core::Config& text, bool qwen2,
+                   layers::WeightLoader& weights, const layers::DecoderConfig& decoder,
+                   c10::ScalarType dtype)
+    : raw_config_(std::move(raw)),
+      dtype_(dtype),
+      rope_(layers::RopeConfig::from_config(text, decoder.head_dim)) {
+  (void)qwen2;
+  const auto archs = raw_config_.get_string_list("architectures", {});
+  architecture_ = archs.empty() ? raw_config_.get_string("model_type", "") : archs[0];
+  if (dtype_ != at::kFloat && dtype_ != at::kBFloat16) {
+    throw UnsupportedError("compute dtype must be f32 or bf16");
+  }
+  decoder_ = std::make_unique<layers::Decoder>(weights, decoder);
+}
+
+std::unique_ptr<model::Model> CausalLM::load(const std::string& dir,
+                                             const model::LoadOptions& options) {
+  auto raw = core::Config::load((std::filesystem::path(dir) / "config.json").string());
+  const bool qwen2 = raw.get_string("model_type", "") == "qwen2";
+  const auto decoder = decoder_config(raw, qwen2);
+  layers::WeightLoader weights(core::Checkpoint::open(dir), options.dtype);
+  auto model = std::make_unique<CausalLM>(raw, raw, qwen2, weights, decoder, options.dtype);
+  for (const auto& name : weights.unused()) {
+    if (name != "lm_head.weight") GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
+  }
+  return model;
+}
+
+at::Tensor CausalLM::embed(const model::ForwardInputs& inputs) const {
+  return decoder_->embed(inputs.input_ids);
+}
+
+model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
+                                   const model::ForwardOptions& options,
+                                   model::DecodeState* state) {
+  if (!raw.input_ids.defined()) throw InputError("input_ids: missing");
+  model::ForwardInputs in = raw;
+  in.input_ids = as_ids(raw.input_ids, "input_ids");
+  const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
+  if (b == 0 || s == 0) throw InputError("input_ids: empty");
+  const std::int64_t vocab = decoder_->config().vocab_size;
+  if (in.input_ids.min().item<std::int64_t>() < 0 || in.input_ids.max().item<std::int64_t>() >= vocab) {
+    throw InputError("input_ids: a token id is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  }
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  if (in.attention_mask.defined()) {
+    in.attention_mask = as_ids(raw.attention_mask, "attention_mask");
+    if (in.attention_mask.sizes() != in.input_ids.sizes()) {
+      throw InputError("attention_mask: shape differs from input_ids");
+    }
+    if (!in.attention_mask.eq(0).logical_or(in.attention_mask.eq(1)).all().item<bool>()) {
+      throw InputError("attention_mask: values must be 0 or 1");
+    }
+  } else {
+    in.attention_mask = at::ones({b, s}, i64);
+  }
+  const bool prefill = state == nullptr || state->past_length() == 0;
+  model::ForwardOutput out;
+  at::Tensor x, full_mask = in.attention_mask;
+  if (state == nullptr) {
+    // A plain forward uses cache positions (arange), as the reference's forward does.
+    x = embed(in);
+    out.position_ids = at::arange(s, i64).view({1, s}).expand({b, s});
+  } else if (prefill) {
+    // Generation: positions count only real tokens (attention_mask.cumsum - 1, padding -> 1).
+    x = embed(in);
+    out.position_ids = (in.attention_mask.cumsum(1) - 1).masked_fill(in.attention_mask.eq(0), 1);
+    state->rope_deltas = (in.attention_mask.sum(1, true) - s);  // position = cache index + delta
+  } else {
+    x = decoder_->embed(in.input_ids);
+    const std::int64_t past = state->past_length();
+    out.position_ids = at::arange(past, past + s, i64).view({1, s}) + state->rope_deltas;
+    full_mask = at::cat({state->attention_mask, in.attention_mask}, 1);
+  }
+  const auto [cos, sin] = layers::rope_cos_sin(rope_, out.position_ids, dtype_);
+  const at::Tensor mask = layers::causal_mask(full_mask, s, dtype_);
+  layers::DecoderRun run;
+  run.output_hidden_states = options.output_hidden_states;
+  run.output_attentions = options.output_attentions;
+  layers::DecoderOutput dec =
+      decoder_->run(x, cos, sin, mask, state ? state->cache.get() : nullptr, run);
+  out.logits = decoder_->lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, s - 1, 1)
+                                                          : dec.last_hidden_state);
+  out.hidden_states = std::move(dec.hidden_states);
+  out.attentions = std::move(dec.attentions);
+  if (options.output_hidden_states) out.last_layer_output_prenorm = dec.prenorm;
+  if (state != nullptr) state->attention_mask = full_mask;
+  return out;
+}
+
+model::ForwardOutput CausalLM::forward(const model::ForwardInputs& inputs,
+                                       const model::ForwardOptions& options) {
+  return run(inputs, options, nullptr);
+}
+
+model::ForwardOutput CausalLM::forward_cached(const model::ForwardInputs& inputs,
+                                              const model::ForwardOptions& options,
+                                              model::DecodeState& state) {
+  if (!state.cache) throw InputError("decoding state has no cache (use Model::new_state)");
+  return run(inputs, options, &state);
+}
+
+model::DecodeState CausalLM::new_state(std::int64_t) const {
+  model::DecodeState state;
+  state.cache = std::make_unique<model::DenseKVCache>(num_layers());
+  return state;
+}
+
+void register_models(model::ModelRegistry& registry) {
+  for (const char* key : {"LlamaForCausalLM", "Qwen2ForCausalLM", "llama", "qwen2"}) {
+    registry.add(key, &CausalLM::load);
+  }
+}
+
+}  // namespace glimpse::models::llama

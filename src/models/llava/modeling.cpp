@@ -1,0 +1,139 @@
+#include "models/llava/modeling.h"
+
+#include <filesystem>
+
+#include "glimpse/core/error.h"
+#include "glimpse/core/logging.h"
+#include "glimpse/model/registry.h"
+#include "layers/weights.h"
+
+namespace glimpse::models::llava {
+
+LlavaConfig LlavaConfig::from_config(const core::Config& c) {
+  LlavaConfig l;
+  l.image_token_index = c.get_int("image_token_index", 32000);
+  if (c.has("vision_feature_layer") && c.raw().at("vision_feature_layer").is_array()) {
+    l.vision_feature_layers = c.get_int_list("vision_feature_layer");
+    if (l.vision_feature_layers.empty()) c.fail("vision_feature_layer", "expected at least one layer");
+  } else {
+    l.vision_feature_layers = {c.get_int("vision_feature_layer", -2)};
+  }
+  l.vision_feature_select_strategy = c.get_string("vision_feature_select_strategy", "default");
+  if (l.vision_feature_select_strategy != "default" && l.vision_feature_select_strategy != "full") {
+    c.fail("vision_feature_select_strategy", "expected default or full, found '" +
+                                                 l.vision_feature_select_strategy + "'");
+  }
+  l.projector_act = layers::parse_activation(c.get_string("projector_hidden_act", "gelu"),
+                                             c.source() + ": projector_hidden_act");
+  l.projector_bias = c.get_bool("multimodal_projector_bias", true);
+  const auto vision = c.find_section("vision_config");
+  l.vision = clip::VisionConfig::from_config(vision ? *vision : core::Config::parse("{}", c.source()));
+  // hidden_states has num_layers + 1 entries (0 = after pre_layrnorm); Python indexing.
+  const std::int64_t n = l.vision.num_layers + 1;
+  for (const auto layer : l.vision_feature_layers) {
+    if (layer < -n || layer >= n) {
+      c.fail("vision_feature_layer", "layer " + std::to_string(layer) + " outside [" +
+                                         std::to_string(-n) + ", " + std::to_string(n) + ")");
+    }
+  }
+  return l;
+}
+
+std::int64_t LlavaConfig::features_per_image() const {
+  return vision.num_patches() + (vision_feature_select_strategy == "full" ? 1 : 0);
+}
+
+LlavaForConditionalGeneration::LlavaForConditionalGeneration(
+    core::Config raw, const core::Config& text, layers::WeightLoader& weights,
+    const layers::DecoderConfig& decoder, const LlavaConfig& llava, c10::ScalarType dtype)
+    : llama::CausalLM(std::move(raw), text, false, weights, decoder, dtype), llava_(llava) {
+  vision_ = std::make_unique<clip::VisionTransformer>(weights, llava_.vision,
+                                                      "vision_tower.vision_model.");
+  const std::int64_t in = llava_.vision.hidden_size *
+                          static_cast<std::int64_t>(llava_.vision_feature_layers.size());
+  linear_1_ = layers::Linear::load(weights, "multi_modal_projector.linear_1", in,
+                                   decoder.hidden_size, llava_.projector_bias);
+  linear_2_ = layers::Linear::load(weights, "multi_modal_projector.linear_2", decoder.hidden_size,
+                                   decoder.hidden_size, llava_.projector_bias);
+}
+
+std::unique_ptr<model::Model> LlavaForConditionalGeneration::load(
+    const std::string& dir, const model::LoadOptions& options) {
+  auto raw = core::Config::load((std::filesystem::path(dir) / "config.json").string());
+  const auto text_section = raw.find_section("text_config");
+  const core::Config text = text_section ? *text_section : core::Config::parse("{}", raw.source());
+  const std::string text_type = text.get_string("model_type", "llama");
+  if (text_type != "llama") {
+    text.fail("model_type", "unsupported LLaVA language model '" + text_type + "' (known: llama)");
+  }
+  layers::DecoderConfig decoder = llama::decoder_config(text, false);
+  decoder.tie_word_embeddings = raw.get_bool("tie_word_embeddings", decoder.tie_word_embeddings);
+  decoder.prefix = "language_model.model.";
+  decoder.lm_head = "language_model.lm_head.weight";
+  const LlavaConfig llava = LlavaConfig::from_config(raw);
+  // On-disk names are the legacy layout; newer saves use model.* and a top-level lm_head.
+  layers::WeightLoader weights(core::Checkpoint::open(dir), options.dtype,
+                               {{"language_model.model.", "model.language_model."},
+                                {"language_model.lm_head.", "lm_head."},
+                                {"vision_tower.", "model.vision_tower."},
+                                {"multi_modal_projector.", "model.multi_modal_projector."}});
+  auto model = std::make_unique<LlavaForConditionalGeneration>(raw, text, weights, decoder, llava,
+                                                               options.dtype);
+  for (const auto& name : weights.unused()) {
+    // post_layernorm is part of CLIP but not of LLaVA's features.
+    if (name.find("post_layernorm") == std::string::npos && name.find("lm_head") == std::string::npos) {
+      GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
+    }
+  }
+  return model;
+}
+
+ImageFeatures LlavaForConditionalGeneration::image_features(const at::Tensor& pixel_values,
+                                                            bool output_attentions) const {
+  // Run only as deep as the deepest selected layer (the last layer is unused for -2).
+  const std::int64_t n = llava_.vision.num_layers + 1;
+  std::int64_t deepest = 0;
+  for (const auto layer : llava_.vision_feature_layers) {
+    deepest = std::max(deepest, layer < 0 ? layer + n : layer);
+  }
+  ImageFeatures out;
+  out.vision = vision_->forward(pixel_values, output_attentions ? -1 : deepest, output_attentions);
+  std::vector<at::Tensor> selected;
+  for (const auto layer : llava_.vision_feature_layers) {
+    at::Tensor h = out.vision.hidden_states[layer < 0 ? layer + n : layer];
+    if (llava_.vision_feature_select_strategy == "default") h = h.narrow(1, 1, h.size(1) - 1);
+    selected.push_back(h);
+  }
+  const at::Tensor h = selected.size() == 1 ? selected[0] : at::cat(selected, -1);
+  out.features = linear_2_(layers::activate(linear_1_(h), llava_.projector_act));
+  return out;
+}
+
+at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in) const {
+  at::Tensor x = decoder().embed(in.input_ids);
+  const at::Tensor mask = in.input_ids.eq(llava_.image_token_index);
+  const std::int64_t tokens = mask.sum().item<std::int64_t>();
+  if (!in.pixel_values.defined()) {
+    if (tokens > 0) {
+      throw InputError("input_ids has " + std::to_string(tokens) +
+                       " image tokens but pixel_values is missing");
+    }
+    return x;
+  }
+  const std::int64_t features = in.pixel_values.dim() == 4
+                                    ? in.pixel_values.size(0) * llava_.features_per_image()
+                                    : -1;
+  if (features >= 0 && tokens != features) {
+    throw InputError("Image features and image tokens do not match: tokens: " +
+                     std::to_string(tokens) + ", features " + std::to_string(features));
+  }
+  const at::Tensor f = image_features(in.pixel_values).features.to(x.scalar_type());
+  return x.masked_scatter(mask.unsqueeze(-1).expand_as(x), f.reshape({-1, f.size(-1)}));
+}
+
+void register_models(model::ModelRegistry& registry) {
+  registry.add("LlavaForConditionalGeneration", &LlavaForConditionalGeneration::load);
+  registry.add("llava", &LlavaForConditionalGeneration::load);
+}
+
+}  // namespace glimpse::models::llava
