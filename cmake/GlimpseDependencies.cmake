@@ -8,6 +8,9 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(GLIMPSE_FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswscale)
 pkg_check_modules(GLIMPSE_PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(GLIMPSE_UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+# libutf8proc.pc adds -DUTF8PROC_EXPORTS (a Windows dllexport switch). It would make the library's
+# compile flags differ from the tests', so that they could not share the precompiled header.
+set_property(TARGET PkgConfig::GLIMPSE_UTF8PROC PROPERTY INTERFACE_COMPILE_OPTIONS "")
 # libsentencepiece bundles and exports its own protobuf-lite, which clashes with the libprotobuf
 # that libtorch loads (a crash in static initialisation). It is linked only into a small plug-in
 # that glimpse dlopens with RTLD_LOCAL | RTLD_DEEPBIND.

@@ -13,5 +13,6 @@ void add_info_command(CLI::App& app);
 void add_safetensors_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_preprocess_command(CLI::App& app);
 
 }  // namespace glimpse::cli

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   glimpse::cli::add_safetensors_command(app);
   glimpse::cli::add_forward_command(app);
   glimpse::cli::add_generate_command(app);
+  glimpse::cli::add_preprocess_command(app);
 
   try {
     app.parse(argc, argv);
