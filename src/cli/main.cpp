@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   glimpse::cli::add_forward_command(app);
   glimpse::cli::add_generate_command(app);
   glimpse::cli::add_preprocess_command(app);
+  glimpse::cli::add_tokenize_command(app);
+  glimpse::cli::add_detokenize_command(app);
 
   try {
     app.parse(argc, argv);

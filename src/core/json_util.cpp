@@ -84,29 +84,47 @@ json parse_json_strict(std::string_view text, const std::string& source) {
     throw FormatError(source + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
                       " levels");
   }
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  const json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
+  // Duplicate keys: count key events per object and compare with the parsed object's size (a
+  // vocabulary object has 150k keys, too many for a set per object); name the key in a slower
+  // second pass only when a count differs.
+  std::vector<std::size_t> counts;
+  bool has_duplicate = false;
+  const json::parser_callback_t count_keys = [&](int, json::parse_event_t event, json& parsed) {
     if (event == json::parse_event_t::object_start) {
-      keys.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      if (!keys.empty()) keys.pop_back();
-    } else if (event == json::parse_event_t::key && !keys.empty()) {
-      const auto& k = parsed.get_ref<const std::string&>();
-      if (!keys.back().insert(k).second && duplicate.empty()) duplicate = k;
+      counts.push_back(0);
+    } else if (event == json::parse_event_t::key && !counts.empty()) {
+      ++counts.back();
+    } else if (event == json::parse_event_t::object_end && !counts.empty()) {
+      if (counts.back() != parsed.size()) has_duplicate = true;
+      counts.pop_back();
     }
     return true;
   };
-  json value;
-  try {
-    value = json::parse(text.begin(), text.end(), cb);
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    // nlohmann prefixes "[json.exception.parse_error.101] "; keep the readable part.
-    if (const auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    throw FormatError(source + ": invalid JSON: " + what);
-  }
-  if (!duplicate.empty()) {
+  auto parse = [&](const json::parser_callback_t& cb) {
+    try {
+      return json::parse(text.begin(), text.end(), cb);
+    } catch (const json::exception& e) {
+      std::string what = e.what();
+      // nlohmann prefixes "[json.exception.parse_error.101] "; keep the readable part.
+      if (const auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+      throw FormatError(source + ": invalid JSON: " + what);
+    }
+  };
+  json value = parse(count_keys);
+  if (has_duplicate) {
+    std::vector<std::set<std::string>> keys;
+    std::string duplicate;
+    parse([&](int, json::parse_event_t event, json& parsed) {
+      if (event == json::parse_event_t::object_start) {
+        keys.emplace_back();
+      } else if (event == json::parse_event_t::object_end) {
+        if (!keys.empty()) keys.pop_back();
+      } else if (event == json::parse_event_t::key && !keys.empty()) {
+        const auto& k = parsed.get_ref<const std::string&>();
+        if (!keys.back().insert(k).second && duplicate.empty()) duplicate = k;
+      }
+      return true;
+    });
     throw FormatError(source + ": duplicate key '" + duplicate + "'");
   }
   return value;
