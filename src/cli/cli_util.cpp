@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <fstream>
+
 #include "glimpse/core/error.h"
 #include "glimpse/core/logging.h"
 #include "glimpse/core/tensor.h"
@@ -41,6 +43,13 @@ model::ForwardInputs read_forward_inputs(const std::string& path) {
     }
   }
   return in;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.flush();
+  if (!out) throw InputError("cannot write '" + path + "'");
 }
 
 }  // namespace glimpse::cli

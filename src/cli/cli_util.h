@@ -18,4 +18,7 @@ c10::ScalarType parse_dtype(const std::string& name);
 // file; input_ids is required, the rest optional. Other tensors are ignored with a warning.
 model::ForwardInputs read_forward_inputs(const std::string& path);
 
+// Writes `text` to `path`; InputError naming the file when it cannot.
+void write_text_file(const std::string& path, const std::string& text);
+
 }  // namespace glimpse::cli

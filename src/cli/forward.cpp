@@ -7,12 +7,13 @@
 #include "cli/commands.h"
 #include "glimpse/core/tensor.h"
 #include "glimpse/model/model.h"
+#include "glimpse/pipeline/pipeline.h"
 
 namespace glimpse::cli {
 
 void add_forward_command(CLI::App& app) {
   struct Args {
-    std::string model, inputs, out, dtype = "f32";
+    std::string model, inputs, out, dtype = "f32", pipeline, report;
     bool hidden = false, attentions = false;
   };
   auto args = std::make_shared<Args>();
@@ -24,7 +25,11 @@ void add_forward_command(CLI::App& app) {
   cmd->add_flag("--output-hidden-states", args->hidden, "Save hidden_states.{0..L}");
   cmd->add_flag("--output-attentions", args->attentions, "Save attentions.{i} [B, H, S, S]");
   cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
+  cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
+  cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
   cmd->callback([args] {
+    pipeline::Pipeline methods =
+        args->pipeline.empty() ? pipeline::Pipeline() : pipeline::Pipeline::from_argument(args->pipeline);
     model::LoadOptions load;
     load.dtype = parse_dtype(args->dtype);
     const model::ForwardInputs inputs = read_forward_inputs(args->inputs);
@@ -32,6 +37,7 @@ void add_forward_command(CLI::App& app) {
     model::ForwardOptions options;
     options.output_hidden_states = args->hidden;
     options.output_attentions = args->attentions;
+    if (!methods.empty()) options.hooks = &methods;
     const auto out = model->forward(inputs, options);
     // Outputs are saved in fp32 whatever the compute dtype, so that they compare directly.
     std::vector<std::pair<std::string, at::Tensor>> tensors{{"logits", out.logits.to(at::kFloat)}};
@@ -45,6 +51,7 @@ void add_forward_command(CLI::App& app) {
       tensors.emplace_back("attentions." + std::to_string(i), out.attentions[i].to(at::kFloat));
     }
     core::save_tensors(args->out, tensors);
+    if (!args->report.empty()) write_text_file(args->report, methods.report().to_json() + "\n");
   });
 }
 

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/model/model.h"
+#include "glimpse/pipeline/pipeline.h"
 
 namespace glimpse::cli {
 namespace {
@@ -27,7 +28,7 @@ nlohmann::json rows(const at::Tensor& t) {
 
 void add_generate_command(CLI::App& app) {
   struct Args {
-    std::string model, inputs, dtype = "f32";
+    std::string model, inputs, dtype = "f32", pipeline, report;
     std::int64_t max_new_tokens = 32;
     bool json = false, do_sample = false;
     std::optional<double> temperature, top_p;
@@ -47,9 +48,13 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)");
   cmd->add_option("--top-p", args->top_p, "Nucleus sampling mass (1: off)");
   cmd->add_option("--seed", args->seed, "Sampling seed");
+  cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
+  cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
   cmd->add_flag("--json", args->json,
                 "End with one JSON line {\"sequences\": [[...]], \"new_tokens\": [[...]]}");
   cmd->callback([args] {
+    pipeline::Pipeline methods =
+        args->pipeline.empty() ? pipeline::Pipeline() : pipeline::Pipeline::from_argument(args->pipeline);
     model::LoadOptions load;
     load.dtype = parse_dtype(args->dtype);
     const model::ForwardInputs inputs = read_forward_inputs(args->inputs);
@@ -62,6 +67,7 @@ void add_generate_command(CLI::App& app) {
     if (args->top_k) config.top_k = *args->top_k;
     if (args->top_p) config.top_p = *args->top_p;
     config.seed = args->seed;
+    if (!methods.empty()) config.hooks = &methods;
     generate::StreamCallback stream;
     if (!args->json) {
       stream = [](std::int64_t, const at::Tensor& tokens) {
@@ -77,9 +83,11 @@ void add_generate_command(CLI::App& app) {
     const auto result = generate::generate(*model, inputs, config, stream);
     if (args->json) {
       const nlohmann::json j = {{"sequences", rows(result.sequences)},
-                                {"new_tokens", rows(result.new_tokens)}};
+                                {"new_tokens", rows(result.new_tokens)},
+                                {"report", nlohmann::json::parse(methods.report().to_json())}};
       std::printf("%s\n", j.dump().c_str());
     }
+    if (!args->report.empty()) write_text_file(args->report, methods.report().to_json() + "\n");
   });
 }
 

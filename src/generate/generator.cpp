@@ -84,6 +84,7 @@ GenerationResult generate(model::Model& model, const model::ForwardInputs& input
   model::DecodeState state = model.new_state(b);
   model::ForwardOptions options;
   options.last_logits_only = true;
+  options.hooks = config.hooks;
   at::Tensor unfinished = at::ones({b}, at::TensorOptions().dtype(at::kBool));
   std::vector<at::Tensor> chosen;
   model::ForwardInputs step = inputs;

@@ -2,11 +2,13 @@
 
 #include <cmath>
 
+#include "glimpse/core/error.h"
 #include "layers/weights.h"
 
 namespace glimpse::layers {
 
 Decoder::Decoder(WeightLoader& w, const DecoderConfig& c) : config_(c) {
+  shape_ = {c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim};
   const std::string& p = c.prefix;
   const std::int64_t h = c.hidden_size, q = c.num_heads * c.head_dim,
                      kv = c.num_kv_heads * c.head_dim;
@@ -39,7 +41,9 @@ at::Tensor Decoder::embed(const at::Tensor& input_ids) const {
 
 at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at::Tensor& cos,
                               const at::Tensor& sin, const at::Tensor& mask,
-                              model::KVCache* cache, at::Tensor* probs_out) const {
+                              model::KVCache* cache, at::Tensor* probs_out,
+                              const model::ProbeRequest* probe,
+                              model::AttentionProbe* probe_out) const {
   const DecoderLayer& layer = layers_[index];
   const std::int64_t b = x.size(0), s = x.size(1), d = config_.head_dim;
   const std::int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads;
@@ -57,12 +61,27 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   // GQA without repeat_kv: query heads sharing a KV head are stacked along the row axis, which
   // gives the same dot products as the reference's repeated keys.
   const std::int64_t rep = heads / kv_heads;
+  const double scale = std::sqrt(static_cast<double>(d));
   const at::Tensor qg = q.reshape({b, kv_heads, rep * s, d});
-  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)).view({b, heads, s, t});
-  scores = scores / std::sqrt(static_cast<double>(d));
+  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)).view({b, heads, s, t}) / scale;
   if (mask.defined()) scores = scores + mask;
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(x.scalar_type());
   if (probs_out != nullptr) *probs_out = probs;
+  if (probe != nullptr) {
+    // The probed rows are recomputed from q and the cached keys, so that a method gets the rows
+    // it asked for without the full map being kept.
+    std::vector<std::int64_t> rows = probe->last_row ? std::vector<std::int64_t>{s - 1} : probe->rows;
+    for (const auto r : rows) {
+      if (r < 0 || r >= s) throw InputError("attention probe: row " + std::to_string(r) + " outside [0, " + std::to_string(s) + ")");
+    }
+    const at::Tensor idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
+    const std::int64_t n = static_cast<std::int64_t>(rows.size());
+    const at::Tensor qr = q.index_select(2, idx).reshape({b, kv_heads, rep * n, d});
+    at::Tensor sr = at::matmul(qr, k.transpose(2, 3)).view({b, heads, n, t}) / scale;
+    if (mask.defined()) sr = sr + mask.index_select(2, idx);
+    probe_out->probs = at::softmax(sr, -1, at::kFloat);
+    probe_out->rows = rows;
+  }
   const at::Tensor out = at::matmul(probs.view({b, kv_heads, rep * s, t}), v)
                              .view({b, heads, s, d})
                              .transpose(1, 2)
@@ -70,23 +89,65 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   return layer.o_proj(out);
 }
 
-DecoderOutput Decoder::run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
-                           const at::Tensor& mask, model::KVCache* cache,
+DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Tensor query_mask,
+                           model::TokenLayout layout, model::DecodeState* state,
                            const DecoderRun& run) const {
   DecoderOutput out;
+  model::KVCache* cache = state ? state->cache.get() : nullptr;
+  if (state && state->key_masks.size() != layers_.size()) state->key_masks.resize(layers_.size());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const auto li = static_cast<std::int64_t>(i);
+    if (run.hooks) {
+      model::BlockPre pre;
+      pre.layer = li;
+      pre.prefill = run.prefill;
+      pre.shape = &shape_;
+      pre.hidden = x;
+      pre.layout = &layout;
+      run.hooks->on_block_pre(pre);
+      if (pre.hidden.sizes() != x.sizes()) {
+        throw InputError("blocks." + std::to_string(i) + ".pre: a hook changed the hidden-state shape");
+      }
+      x = pre.hidden;
+      if (pre.keep.defined()) {
+        // Keep rows of the hidden states, rotary tables, mask and layout together: positions stay
+        // the original ones.
+        const at::Tensor keep = pre.keep.to(at::kLong);
+        x = x.index_select(1, keep);
+        cos = cos.index_select(1, keep);
+        sin = sin.index_select(1, keep);
+        query_mask = query_mask.index_select(1, keep);
+        if (layout.defined()) layout = layout.select(keep);
+      }
+    }
     if (run.output_hidden_states) out.hidden_states.push_back(x);
+    const std::int64_t s = x.size(1);
+    at::Tensor keys_mask = query_mask;
+    if (state && state->key_masks[i].defined()) keys_mask = at::cat({state->key_masks[i], query_mask}, 1);
+    const at::Tensor mask = causal_mask(keys_mask, s, x.scalar_type());
+    std::optional<model::ProbeRequest> probe;
+    if (run.hooks) probe = run.hooks->probe(li, run.prefill);
+    model::AttentionProbe probe_out;
     const DecoderLayer& layer = layers_[i];
     at::Tensor probs;
-    x = x + attention(static_cast<std::int64_t>(i), layer.input_layernorm(x), cos, sin, mask, cache,
-                      run.output_attentions ? &probs : nullptr);
+    x = x + attention(li, layer.input_layernorm(x), cos, sin, mask, cache,
+                      run.output_attentions ? &probs : nullptr, probe ? &*probe : nullptr,
+                      &probe_out);
+    if (state) state->key_masks[i] = keys_mask;
+    if (probe) {
+      probe_out.layer = li;
+      probe_out.prefill = run.prefill;
+      run.hooks->on_attention_probe(probe_out);
+    }
     if (run.output_attentions) out.attentions.push_back(probs);
     const at::Tensor h = layer.post_attention_layernorm(x);
     x = x + layer.down_proj(activate(layer.gate_proj(h), config_.act) * layer.up_proj(h));
+    if (run.hooks) run.hooks->on_block_post(li, x, run.prefill);
   }
   out.prenorm = x;
   out.last_hidden_state = norm_(x);
   if (run.output_hidden_states) out.hidden_states.push_back(out.last_hidden_state);
+  out.layout = std::move(layout);
   return out;
 }
 

@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "glimpse/model/kv_cache.h"
+#include "glimpse/model/hooks.h"
+#include "glimpse/model/model.h"
 #include "layers/modules.h"
 
 namespace glimpse::layers {
@@ -41,6 +42,8 @@ struct DecoderLayer {
 struct DecoderRun {
   bool output_hidden_states = false;
   bool output_attentions = false;
+  bool prefill = true;
+  model::ForwardHooks* hooks = nullptr;
 };
 
 struct DecoderOutput {
@@ -48,6 +51,7 @@ struct DecoderOutput {
   at::Tensor prenorm;                  // output of the last layer, before the norm
   std::vector<at::Tensor> hidden_states;  // L+1 with output_hidden_states
   std::vector<at::Tensor> attentions;     // L with output_attentions
+  model::TokenLayout layout;              // after any pruning
 };
 
 class Decoder {
@@ -58,17 +62,24 @@ class Decoder {
   at::Tensor embed(const at::Tensor& input_ids) const;
   at::Tensor lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
 
-  // x: [B, S, H] embeddings; cos, sin: [B, S, head_dim] in the compute dtype; mask: additive
-  // [B, 1, S, S_kv] or undefined for no masking; cache: appended to when given.
-  DecoderOutput run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
-                    const at::Tensor& mask, model::KVCache* cache, const DecoderRun& run) const;
+  // x: [B, S, H] embeddings; cos, sin: [B, S, head_dim] in the compute dtype; query_mask:
+  // [B, S] int64 (1 = token, 0 = padding) of the new tokens; layout: their token layout.
+  // With a state, keys are appended to its cache and per-layer key masks; without, attention
+  // covers the new tokens only. Hooks may prune tokens at blocks.{i}.pre.
+  DecoderOutput run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Tensor query_mask,
+                    model::TokenLayout layout, model::DecodeState* state,
+                    const DecoderRun& run) const;
+
+  const model::DecoderShape& shape() const { return shape_; }
 
  private:
   at::Tensor attention(std::int64_t layer, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const at::Tensor& mask, model::KVCache* cache,
-                       at::Tensor* probs_out) const;
+                       at::Tensor* probs_out, const model::ProbeRequest* probe,
+                       model::AttentionProbe* probe_out) const;
 
   DecoderConfig config_;
+  model::DecoderShape shape_;
   at::Tensor embed_tokens_;  // [V, H]
   std::vector<DecoderLayer> layers_;
   RMSNorm norm_;

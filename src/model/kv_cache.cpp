@@ -34,7 +34,10 @@ std::pair<at::Tensor, at::Tensor> DenseKVCache::append(std::int64_t layer, const
   return {l.keys.narrow(2, 0, l.length), l.values.narrow(2, 0, l.length)};
 }
 
-std::int64_t DenseKVCache::length() const { return layers_.empty() ? 0 : layers_[0].length; }
+std::int64_t DenseKVCache::length(std::int64_t layer) const {
+  if (layer < 0 || layer >= static_cast<std::int64_t>(layers_.size())) return 0;
+  return layers_[layer].length;
+}
 
 std::int64_t DenseKVCache::bytes() const {
   std::int64_t total = 0;

@@ -26,6 +26,7 @@ struct GenerationConfig {
   std::vector<std::int64_t> eos_token_ids;
   std::int64_t pad_token_id = -1;  // -1: the first eos id
   bool keep_step_logits = false;   // the reference's output_logits=True (raw logits per step)
+  model::ForwardHooks* hooks = nullptr;  // test-time methods (a Pipeline), not owned
 
   // Reads generation_config.json in `dir` when present (eos_token_id, pad_token_id, do_sample,
   // temperature, top_k, top_p); absent keys keep the defaults above. Throws ConfigError.

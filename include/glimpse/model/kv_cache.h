@@ -1,8 +1,8 @@
 #pragma once
 
 // KV caches. Keys are stored after RoPE, as the reference's DynamicCache does. The dense cache
-// keeps one length for all layers; the logical position (what RoPE sees next) is tracked by the
-// decoding state, not by the cache length, so that eviction can later shrink the cache.
+// keeps one length per layer (token pruning inside the model shortens the later layers); the
+// logical position (what RoPE sees next) is tracked by the decoding state, not by the cache.
 
 #include <ATen/core/Tensor.h>
 
@@ -19,8 +19,8 @@ class KVCache {
   // values of that layer (views, valid until the next append to that layer).
   virtual std::pair<at::Tensor, at::Tensor> append(std::int64_t layer, const at::Tensor& key,
                                                    const at::Tensor& value) = 0;
-  // Cached tokens of layer 0 (all layers hold the same count in a dense cache).
-  virtual std::int64_t length() const = 0;
+  // Cached tokens of a layer (layers differ once a method prunes tokens inside the model).
+  virtual std::int64_t length(std::int64_t layer) const = 0;
   virtual std::int64_t bytes() const = 0;
 };
 
@@ -30,7 +30,7 @@ class DenseKVCache : public KVCache {
   explicit DenseKVCache(std::int64_t num_layers);
   std::pair<at::Tensor, at::Tensor> append(std::int64_t layer, const at::Tensor& key,
                                            const at::Tensor& value) override;
-  std::int64_t length() const override;
+  std::int64_t length(std::int64_t layer) const override;
   std::int64_t bytes() const override;
 
  private:

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "glimpse/core/config.h"
+#include "glimpse/model/hooks.h"
 #include "glimpse/model/kv_cache.h"
+#include "glimpse/model/token_layout.h"
 
 namespace glimpse::model {
 
@@ -36,6 +38,8 @@ struct ForwardOptions {
   bool output_attentions = false;
   // Compute logits for the last position only (generation); otherwise for every position.
   bool last_logits_only = false;
+  // Test-time methods at the hook sites (not owned); nullptr runs the plain forward.
+  ForwardHooks* hooks = nullptr;
 };
 
 struct ForwardOutput {
@@ -48,6 +52,9 @@ struct ForwardOutput {
   std::vector<at::Tensor> attentions;    // with output_attentions: L tensors [B, heads, S, S_kv]
   at::Tensor position_ids;               // the positions used (Qwen: [3, B, S])
   at::Tensor rope_deltas;                // Qwen: [B, 1]
+  // The layout of the tokens that reached the last layer (fewer than the prompt when a method
+  // pruned); logits and the last hidden states follow it.
+  TokenLayout layout;
 };
 
 // Per-request decoding state: the KV cache and what the model needs to continue (M-RoPE deltas,
@@ -56,7 +63,10 @@ struct DecodeState {
   std::unique_ptr<KVCache> cache;
   at::Tensor rope_deltas;     // [B, 1] int64, set at prefill
   at::Tensor attention_mask;  // [B, past] int64, grown by each call
-  std::int64_t past_length() const { return cache ? cache->length() : 0; }
+  // Per layer, the mask of the keys it has cached [B, keys]: layers differ once a method prunes.
+  std::vector<at::Tensor> key_masks;
+  // Logical length: tokens seen so far, pruned or not (the next cache position).
+  std::int64_t past_length() const { return attention_mask.defined() ? attention_mask.size(1) : 0; }
 };
 
 class Model {

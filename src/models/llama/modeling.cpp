@@ -82,6 +82,17 @@ std::unique_ptr<model::Model> CausalLM::load(const std::string& dir,
   return model;
 }
 
+model::TokenLayout CausalLM::token_layout(const model::ForwardInputs& in, std::int64_t first) const {
+  const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  model::TokenLayout layout;
+  layout.modality = at::zeros({b, s}, at::TensorOptions().dtype(at::kChar));
+  layout.media_index = at::full({b, s}, -1, i64);
+  layout.grid = at::full({b, s, 3}, -1, i64);
+  layout.original_index = at::arange(first, first + s, i64).view({1, s}).repeat({b, 1});
+  return layout;
+}
+
 at::Tensor CausalLM::embed(const model::ForwardInputs& inputs) const {
   return decoder_->embed(inputs.input_ids);
 }
@@ -112,7 +123,8 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
   }
   const bool prefill = state == nullptr || state->past_length() == 0;
   model::ForwardOutput out;
-  at::Tensor x, full_mask = in.attention_mask;
+  at::Tensor x;
+  std::int64_t first = 0;  // original index of the first new token
   if (state == nullptr) {
     // A plain forward uses cache positions (arange), as the reference's forward does.
     x = embed(in);
@@ -124,23 +136,32 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
     state->rope_deltas = (in.attention_mask.sum(1, true) - s);  // position = cache index + delta
   } else {
     x = decoder_->embed(in.input_ids);
-    const std::int64_t past = state->past_length();
-    out.position_ids = at::arange(past, past + s, i64).view({1, s}) + state->rope_deltas;
-    full_mask = at::cat({state->attention_mask, in.attention_mask}, 1);
+    first = state->past_length();
+    out.position_ids = at::arange(first, first + s, i64).view({1, s}) + state->rope_deltas;
   }
+  model::TokenLayout layout = token_layout(in, first);
+  layout.positions = out.position_ids.unsqueeze(0);
   const auto [cos, sin] = layers::rope_cos_sin(rope_, out.position_ids, dtype_);
-  const at::Tensor mask = layers::causal_mask(full_mask, s, dtype_);
   layers::DecoderRun run;
   run.output_hidden_states = options.output_hidden_states;
   run.output_attentions = options.output_attentions;
+  run.prefill = prefill;
+  run.hooks = options.hooks;
   layers::DecoderOutput dec =
-      decoder_->run(x, cos, sin, mask, state ? state->cache.get() : nullptr, run);
-  out.logits = decoder_->lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, s - 1, 1)
+      decoder_->run(x, cos, sin, in.attention_mask, std::move(layout), state, run);
+  const std::int64_t kept = dec.last_hidden_state.size(1);
+  out.logits = decoder_->lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
                                                           : dec.last_hidden_state);
+  if (options.hooks) options.hooks->on_logits(out.logits, prefill);
   out.hidden_states = std::move(dec.hidden_states);
   out.attentions = std::move(dec.attentions);
+  out.layout = std::move(dec.layout);
   if (options.output_hidden_states) out.last_layer_output_prenorm = dec.prenorm;
-  if (state != nullptr) state->attention_mask = full_mask;
+  if (state != nullptr) {
+    state->attention_mask = state->attention_mask.defined()
+                                ? at::cat({state->attention_mask, in.attention_mask}, 1)
+                                : in.attention_mask;
+  }
   return out;
 }
 

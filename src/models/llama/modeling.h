@@ -48,6 +48,9 @@ class CausalLM : public model::Model {
  protected:
   // Input embeddings for a prefill; LLaVA scatters image features into them.
   virtual at::Tensor embed(const model::ForwardInputs& inputs) const;
+  // The layout of new tokens (all text here; LLaVA marks its image tokens). `first` is the
+  // original index of the first one.
+  virtual model::TokenLayout token_layout(const model::ForwardInputs& inputs, std::int64_t first) const;
   const layers::Decoder& decoder() const { return *decoder_; }
 
  private:

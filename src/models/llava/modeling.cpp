@@ -131,6 +131,39 @@ at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in) 
   return x.masked_scatter(mask.unsqueeze(-1).expand_as(x), f.reshape({-1, f.size(-1)}));
 }
 
+model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::ForwardInputs& in,
+                                                              std::int64_t first) const {
+  model::TokenLayout layout = CausalLM::token_layout(in, first);
+  if (first > 0) return layout;  // decode steps are text
+  // Image tokens in order: image k / per_image, cell k % per_image on the patch grid (row-major;
+  // with the "full" strategy cell 0 is CLS and has no grid position).
+  const std::int64_t per_image = llava_.features_per_image();
+  const std::int64_t side = llava_.vision.image_size / llava_.vision.patch_size;
+  const bool has_cls = llava_.vision_feature_select_strategy == "full";
+  const at::Tensor ids = in.input_ids.contiguous();
+  const auto* id = ids.data_ptr<std::int64_t>();
+  auto* modality = layout.modality.data_ptr<std::int8_t>();
+  auto* media = layout.media_index.data_ptr<std::int64_t>();
+  auto* grid = layout.grid.data_ptr<std::int64_t>();
+  for (std::int64_t row = 0; row < ids.size(0); ++row) {
+    std::int64_t k = 0;
+    for (std::int64_t j = 0; j < ids.size(1); ++j) {
+      const std::int64_t at_slot = row * ids.size(1) + j;
+      if (id[at_slot] != llava_.image_token_index) continue;
+      modality[at_slot] = static_cast<std::int8_t>(model::Modality::Image);
+      media[at_slot] = k / per_image;
+      const std::int64_t cell = k % per_image - (has_cls ? 1 : 0);
+      if (cell >= 0) {
+        grid[at_slot * 3] = 0;
+        grid[at_slot * 3 + 1] = cell / side;
+        grid[at_slot * 3 + 2] = cell % side;
+      }
+      ++k;
+    }
+  }
+  return layout;
+}
+
 void register_models(model::ModelRegistry& registry) {
   registry.add("LlavaForConditionalGeneration", &LlavaForConditionalGeneration::load);
   registry.add("llava", &LlavaForConditionalGeneration::load);

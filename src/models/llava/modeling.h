@@ -46,6 +46,8 @@ class LlavaForConditionalGeneration : public llama::CausalLM {
 
  protected:
   at::Tensor embed(const model::ForwardInputs& inputs) const override;
+  model::TokenLayout token_layout(const model::ForwardInputs& inputs,
+                                  std::int64_t first) const override;
 
  private:
   LlavaConfig llava_;

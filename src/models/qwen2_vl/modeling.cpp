@@ -155,13 +155,14 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
   const bool prefill = state == nullptr || state->past_length() == 0;
   model::ForwardOutput out;
   at::Tensor x;
-  at::Tensor full_mask = in.attention_mask;
+  model::TokenLayout layout;
   if (prefill) {
     x = embed(in);
     RopeIndex rope = get_rope_index(config_, in.input_ids, in.image_grid_thw, in.video_grid_thw,
                                     in.second_per_grid_ts, in.attention_mask);
     out.position_ids = rope.position_ids;
     out.rope_deltas = rope.rope_deltas;
+    layout = std::move(rope.layout);
   } else {
     if (b != state->rope_deltas.size(0)) {
       throw InputError("input_ids: batch of " + std::to_string(b) + " differs from the state's " +
@@ -170,28 +171,38 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
     x = decoder_->embed(in.input_ids);
     // Decode: position = cache position + rope_deltas, the same on all three streams.
     const std::int64_t past = state->past_length();
-    const at::Tensor p = at::arange(past, past + s, at::TensorOptions().dtype(at::kLong))
-                             .view({1, s}) + state->rope_deltas;
+    const auto i64 = at::TensorOptions().dtype(at::kLong);
+    const at::Tensor p = at::arange(past, past + s, i64).view({1, s}) + state->rope_deltas;
     out.position_ids = p.unsqueeze(0).expand({3, b, s});
     out.rope_deltas = state->rope_deltas;
-    full_mask = at::cat({state->attention_mask, in.attention_mask}, 1);
+    layout.modality = at::zeros({b, s}, at::TensorOptions().dtype(at::kChar));
+    layout.media_index = at::full({b, s}, -1, i64);
+    layout.grid = at::full({b, s, 3}, -1, i64);
+    layout.positions = out.position_ids;
+    layout.original_index = at::arange(past, past + s, i64).view({1, s}).repeat({b, 1});
   }
   const auto [cos, sin] = mrope_cos_sin(config_, out.position_ids, dtype_);
-  const at::Tensor mask = layers::causal_mask(full_mask, s, dtype_);
   layers::DecoderRun run;
   run.output_hidden_states = options.output_hidden_states;
   run.output_attentions = options.output_attentions;
+  run.prefill = prefill;
+  run.hooks = options.hooks;
   layers::DecoderOutput dec =
-      decoder_->run(x, cos, sin, mask, state ? state->cache.get() : nullptr, run);
-  const at::Tensor last = options.last_logits_only ? dec.last_hidden_state.narrow(1, s - 1, 1)
+      decoder_->run(x, cos, sin, in.attention_mask, std::move(layout), state, run);
+  const std::int64_t kept = dec.last_hidden_state.size(1);
+  const at::Tensor last = options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
                                                    : dec.last_hidden_state;
   out.logits = decoder_->lm_head(last);
+  if (options.hooks) options.hooks->on_logits(out.logits, prefill);
   out.hidden_states = std::move(dec.hidden_states);
   out.attentions = std::move(dec.attentions);
+  out.layout = std::move(dec.layout);
   if (options.output_hidden_states) out.last_layer_output_prenorm = dec.prenorm;
   if (state != nullptr) {
     if (prefill) state->rope_deltas = out.rope_deltas;
-    state->attention_mask = full_mask;
+    state->attention_mask = state->attention_mask.defined()
+                                ? at::cat({state->attention_mask, in.attention_mask}, 1)
+                                : in.attention_mask;
   }
   return out;
 }

@@ -31,6 +31,14 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
   RopeIndex out;
   out.position_ids = at::ones({3, b, s}, i64);
   out.rope_deltas = at::zeros({b, 1}, i64);
+  auto& lay = out.layout;
+  lay.modality = at::zeros({b, s}, at::TensorOptions().dtype(at::kChar));
+  lay.media_index = at::full({b, s}, -1, i64);
+  lay.grid = at::full({b, s, 3}, -1, i64);
+  lay.original_index = at::arange(s, i64).view({1, s}).repeat({b, 1});
+  auto* modality = lay.modality.data_ptr<std::int8_t>();
+  auto* media = lay.media_index.data_ptr<std::int64_t>();
+  auto* grid_out = lay.grid.data_ptr<std::int64_t>();
   auto* pos = out.position_ids.data_ptr<std::int64_t>();
   auto* deltas = out.rope_deltas.data_ptr<std::int64_t>();
   const auto* idp = ids.data_ptr<std::int64_t>();
@@ -57,9 +65,15 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
     }
     std::vector<std::array<std::int64_t, 3>> p;  // (t, h, w) per unpadded token
     p.reserve(tokens.size());
+    // Per unpadded token: modality, media index and grid cell (-1 for text).
+    std::vector<std::array<std::int64_t, 5>> meta;
+    meta.reserve(tokens.size());
     std::int64_t next = 0;  // st_idx: previous max + 1
     auto add_text = [&](std::int64_t count) {
-      for (std::int64_t k = 0; k < count; ++k) p.push_back({next + k, next + k, next + k});
+      for (std::int64_t k = 0; k < count; ++k) {
+        p.push_back({next + k, next + k, next + k});
+        meta.push_back({0, -1, -1, -1, -1});
+      }
       if (count > 0) next += count;
     };
     if (!text_only) {
@@ -119,6 +133,9 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
           for (std::int64_t y = 0; y < gh; ++y) {
             for (std::int64_t x = 0; x < gw; ++x) {
               p.push_back({base + tp, base + y, base + x});
+              meta.push_back({is_video ? 2 : 1,
+                              static_cast<std::int64_t>(is_video ? video_index : image_index) - 1,
+                              t, y, x});
               block_max = std::max({block_max, base + tp, base + y, base + x});
             }
           }
@@ -139,11 +156,16 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
         pos[(a * b + row) * s + slots[j]] = p[j][a];
         max_pos = std::max(max_pos, p[j][a]);
       }
+      const std::int64_t at_slot = row * s + slots[j];
+      modality[at_slot] = static_cast<std::int8_t>(meta[j][0]);
+      media[at_slot] = meta[j][1];
+      for (int a = 0; a < 3; ++a) grid_out[at_slot * 3 + a] = meta[j][2 + a];
     }
     // The reference's text-only path fills padding with 1 and takes max over all slots.
     if (text_only && p.size() < static_cast<std::size_t>(s)) max_pos = std::max<std::int64_t>(max_pos, 1);
     deltas[row] = max_pos + 1 - s;
   }
+  lay.positions = out.position_ids;
   return out;
 }
 

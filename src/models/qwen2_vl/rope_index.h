@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "glimpse/model/token_layout.h"
 #include "models/qwen2_vl/config.h"
 
 namespace glimpse::models::qwen2_vl {
@@ -12,6 +13,7 @@ namespace glimpse::models::qwen2_vl {
 struct RopeIndex {
   at::Tensor position_ids;  // [3, B, S] int64; padded slots hold 1, as in the reference
   at::Tensor rope_deltas;   // [B, 1] int64: max position + 1 - S
+  model::TokenLayout layout;  // modality, media index and grid of every token
 };
 
 // Inputs are CPU tensors checked by the caller: input_ids [B, S], attention_mask [B, S] or

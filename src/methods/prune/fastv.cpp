@@ -1,0 +1,88 @@
+#include "methods/prune/fastv.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "glimpse/core/error.h"
+
+namespace glimpse::methods::prune {
+
+FastV::FastV(std::int64_t layer, double ratio) : layer_(layer), ratio_(ratio) {}
+
+std::unique_ptr<pipeline::Method> FastV::create(const core::Config& params) {
+  for (const auto& key : params.keys()) {
+    if (key != "type" && key != "layer" && key != "ratio") {
+      params.fail(key, "unknown FastV parameter (expected layer, ratio)");
+    }
+  }
+  const std::int64_t layer = params.get_int("layer", 2);
+  const double ratio = params.get_float("ratio", 0.5);
+  // K = 0 exists only in the official mask variant (random keep); the in-place method needs the
+  // attention of layer K-1.
+  if (layer < 1) params.fail("layer", "expected K >= 1, found " + std::to_string(layer));
+  if (!(ratio >= 0.0 && ratio < 1.0)) {
+    params.fail("ratio", "expected the removed fraction R in [0, 1), found " + std::to_string(ratio));
+  }
+  return std::make_unique<FastV>(layer, ratio);
+}
+
+std::optional<model::ProbeRequest> FastV::probe(std::int64_t layer, bool prefill) {
+  if (!prefill || layer != layer_ - 1) return std::nullopt;
+  return model::ProbeRequest{true, {}};
+}
+
+void FastV::on_attention_probe(const model::AttentionProbe& probe) {
+  if (!probe.prefill || probe.layer != layer_ - 1) return;
+  scores_ = probe.probs.select(2, 0).mean(1);  // [B, keys]: head mean of the last row
+}
+
+void FastV::on_block_pre(model::BlockPre& block) {
+  if (!block.prefill || block.layer != layer_) return;
+  if (block.layer >= block.shape->num_layers) return;
+  const model::TokenLayout& layout = *block.layout;
+  if (!layout.defined() || !scores_.defined()) {
+    throw Error("fastv: no attention probe of layer " + std::to_string(layer_ - 1) + " arrived");
+  }
+  if (layout.batch() != 1) {
+    throw UnsupportedError("fastv: batches of more than one sequence are not supported (the "
+                           "official code asserts batch 1)");
+  }
+  const std::int64_t s = layout.length();
+  const at::Tensor visual = layout.visual_indices(0);
+  const std::int64_t n = visual.numel();
+  // kept = round(N(1-R)); Python's round is half to even, as nearbyint is by default.
+  const auto keep_n = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(n) * (1.0 - ratio_)));
+  before_ = n;
+  after_ = keep_n;
+  const model::DecoderShape& shape = *block.shape;
+  const std::int64_t text = s - n, s_after = text + keep_n;
+  flops_before_ = static_cast<double>(shape.num_layers) * shape.layer_flops(s, s);
+  flops_after_ = static_cast<double>(layer_) * shape.layer_flops(s, s) +
+                 static_cast<double>(shape.num_layers - layer_) * shape.layer_flops(s_after, s_after);
+  applied_ = true;
+  if (keep_n == n) {
+    kept_ = at::arange(s, at::TensorOptions().dtype(at::kLong));
+    return;  // nothing to drop: leave the sequence untouched (bitwise equal to no FastV)
+  }
+  // Keys of the probe cover any cached prefix first; the current tokens are the last s.
+  const at::Tensor scores = scores_[0].narrow(0, scores_.size(1) - s, s);
+  const at::Tensor top = std::get<1>(at::topk(scores.index_select(0, visual), keep_n));
+  at::Tensor keep_mask = layout.modality[0].eq(static_cast<int>(model::Modality::Text));
+  keep_mask.index_fill_(0, visual.index_select(0, top), true);
+  kept_ = keep_mask.nonzero().view({-1});  // increasing: text and kept visual, original order
+  block.keep = kept_;
+}
+
+void FastV::report(pipeline::Report& report) const {
+  auto& e = report.add("fastv");
+  e.numbers["layer"] = static_cast<double>(layer_);
+  e.numbers["ratio"] = ratio_;
+  e.numbers["applied"] = applied_ ? 1 : 0;
+  e.numbers["visual_tokens_before"] = static_cast<double>(before_);
+  e.numbers["visual_tokens_after"] = static_cast<double>(after_);
+  e.numbers["prefill_flops_before"] = flops_before_;
+  e.numbers["prefill_flops_after"] = flops_after_;
+}
+
+}  // namespace glimpse::methods::prune
