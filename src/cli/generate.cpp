@@ -57,7 +57,7 @@ void add_generate_command(CLI::App& app) {
         args->pipeline.empty() ? pipeline::Pipeline() : pipeline::Pipeline::from_argument(args->pipeline);
     model::LoadOptions load;
     load.dtype = parse_dtype(args->dtype);
-    const model::ForwardInputs inputs = read_forward_inputs(args->inputs);
+    const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
     auto model = model::load_model(args->model, load);
     auto config = generate::GenerationConfig::from_checkpoint(args->model);
     config.max_new_tokens = args->max_new_tokens;

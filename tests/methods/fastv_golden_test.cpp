@@ -17,18 +17,8 @@ namespace glimpse::methods::prune {
 namespace {
 
 model::ForwardInputs load_case(const std::string& model, const std::string& name) {
-  const auto f = core::SafetensorsFile::open(test::fixtures_dir() + "/" + model + "/cases/" +
-                                             name + ".inputs.safetensors");
-  model::ForwardInputs in;
-  auto get = [&](const char* n) { return f.find(n) ? core::load_tensor(f, n) : at::Tensor(); };
-  in.input_ids = get("input_ids");
-  in.attention_mask = get("attention_mask");
-  in.pixel_values = get("pixel_values");
-  in.image_grid_thw = get("image_grid_thw");
-  in.pixel_values_videos = get("pixel_values_videos");
-  in.video_grid_thw = get("video_grid_thw");
-  in.second_per_grid_ts = get("second_per_grid_ts");
-  return in;
+  return model::read_forward_inputs(test::fixtures_dir() + "/" + model + "/cases/" + name +
+                                    ".inputs.safetensors");
 }
 
 struct FastVRun {

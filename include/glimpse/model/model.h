@@ -93,6 +93,11 @@ class Model {
   virtual DecodeState new_state(std::int64_t batch) const = 0;
 };
 
+// Reads forward arguments named as the reference's (input_ids, attention_mask, pixel_values,
+// image_grid_thw, pixel_values_videos, video_grid_thw, second_per_grid_ts) from a safetensors
+// file; input_ids is required, the rest optional; other tensors are ignored with a warning.
+ForwardInputs read_forward_inputs(const std::string& path);
+
 // Loads a Hugging Face checkpoint folder (config.json + safetensors), choosing the implementation
 // by `architectures[0]`, else `model_type`, through the ModelRegistry.
 std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options = {});

@@ -6,6 +6,7 @@
 #include "glimpse/core/logging.h"
 #include "glimpse/model/registry.h"
 #include "layers/weights.h"
+#include "model/inputs.h"
 
 namespace glimpse::models::llama {
 namespace {
@@ -14,13 +15,6 @@ std::int64_t positive(const core::Config& c, const char* key, std::int64_t fallb
   const std::int64_t v = c.get_int(key, fallback);
   if (v <= 0) c.fail(key, "expected a positive integer, found " + std::to_string(v));
   return v;
-}
-
-at::Tensor as_ids(const at::Tensor& t, const char* name) {
-  if (t.dim() != 2 || at::isFloatingType(t.scalar_type())) {
-    throw InputError(std::string(name) + ": expected an integer tensor [batch, sequence]");
-  }
-  return t.to(at::kLong).contiguous();
 }
 
 }  // namespace
@@ -100,27 +94,9 @@ at::Tensor CausalLM::embed(const model::ForwardInputs& inputs) const {
 model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
                                    const model::ForwardOptions& options,
                                    model::DecodeState* state) {
-  if (!raw.input_ids.defined()) throw InputError("input_ids: missing");
-  model::ForwardInputs in = raw;
-  in.input_ids = as_ids(raw.input_ids, "input_ids");
+  const model::ForwardInputs in = model::checked_text_inputs(raw, decoder_->config().vocab_size);
   const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
-  if (b == 0 || s == 0) throw InputError("input_ids: empty");
-  const std::int64_t vocab = decoder_->config().vocab_size;
-  if (in.input_ids.min().item<std::int64_t>() < 0 || in.input_ids.max().item<std::int64_t>() >= vocab) {
-    throw InputError("input_ids: a token id is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-  }
   const auto i64 = at::TensorOptions().dtype(at::kLong);
-  if (in.attention_mask.defined()) {
-    in.attention_mask = as_ids(raw.attention_mask, "attention_mask");
-    if (in.attention_mask.sizes() != in.input_ids.sizes()) {
-      throw InputError("attention_mask: shape differs from input_ids");
-    }
-    if (!in.attention_mask.eq(0).logical_or(in.attention_mask.eq(1)).all().item<bool>()) {
-      throw InputError("attention_mask: values must be 0 or 1");
-    }
-  } else {
-    in.attention_mask = at::ones({b, s}, i64);
-  }
   const bool prefill = state == nullptr || state->past_length() == 0;
   model::ForwardOutput out;
   at::Tensor x;

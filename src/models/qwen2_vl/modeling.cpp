@@ -6,22 +6,11 @@
 #include "glimpse/core/logging.h"
 #include "glimpse/model/registry.h"
 #include "layers/weights.h"
+#include "model/inputs.h"
 #include "models/qwen2_vl/rope_index.h"
 
 namespace glimpse::models::qwen2_vl {
 namespace {
-
-// A 2-D int64 tensor named like the reference argument, or an InputError naming it.
-at::Tensor as_ids(const at::Tensor& t, const char* name) {
-  if (t.dim() != 2) {
-    throw InputError(std::string(name) + ": expected 2 dimensions [batch, sequence], found " +
-                     std::to_string(t.dim()));
-  }
-  if (at::isFloatingType(t.scalar_type())) {
-    throw InputError(std::string(name) + ": expected an integer tensor");
-  }
-  return t.to(at::kLong).contiguous();
-}
 
 // Checks pixel_values [N, patch_dim] against grid_thw [n, 3] and returns the grid as int64.
 at::Tensor check_vision(const at::Tensor& pixels, const at::Tensor& grid, const VisionConfig& v,
@@ -124,29 +113,8 @@ at::Tensor Qwen2VLForConditionalGeneration::embed(const model::ForwardInputs& in
 model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardInputs& raw,
                                                           const model::ForwardOptions& options,
                                                           model::DecodeState* state) {
-  if (!raw.input_ids.defined()) throw InputError("input_ids: missing");
-  model::ForwardInputs in = raw;
-  in.input_ids = as_ids(raw.input_ids, "input_ids");
+  model::ForwardInputs in = model::checked_text_inputs(raw, config_.text.vocab_size);
   const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
-  if (b == 0 || s == 0) throw InputError("input_ids: empty");
-  const std::int64_t lo = in.input_ids.min().item<std::int64_t>();
-  const std::int64_t hi = in.input_ids.max().item<std::int64_t>();
-  if (lo < 0 || hi >= config_.text.vocab_size) {
-    throw InputError("input_ids: token id " + std::to_string(lo < 0 ? lo : hi) +
-                     " outside the vocabulary [0, " + std::to_string(config_.text.vocab_size) + ")");
-  }
-  if (in.attention_mask.defined()) {
-    in.attention_mask = as_ids(raw.attention_mask, "attention_mask");
-    if (in.attention_mask.sizes() != in.input_ids.sizes()) {
-      throw InputError("attention_mask: shape " + c10::str(in.attention_mask.sizes()) +
-                       " differs from input_ids " + c10::str(in.input_ids.sizes()));
-    }
-    if (!in.attention_mask.eq(0).logical_or(in.attention_mask.eq(1)).all().item<bool>()) {
-      throw InputError("attention_mask: values must be 0 or 1");
-    }
-  } else {
-    in.attention_mask = at::ones({b, s}, at::TensorOptions().dtype(at::kLong));
-  }
   if (in.second_per_grid_ts.defined() && in.video_grid_thw.defined() &&
       in.second_per_grid_ts.numel() != in.video_grid_thw.size(0)) {
     throw InputError("second_per_grid_ts: expected one value per row of video_grid_thw");

@@ -25,14 +25,7 @@ class LlavaGolden : public ::testing::TestWithParam<std::string> {
   std::string file(const std::string& kind) const {
     return dir() + "/cases/" + GetParam() + "." + kind + ".safetensors";
   }
-  model::ForwardInputs inputs() const {
-    const auto f = core::SafetensorsFile::open(file("inputs"));
-    model::ForwardInputs in;
-    in.input_ids = core::load_tensor(f, "input_ids");
-    in.attention_mask = core::load_tensor(f, "attention_mask");
-    if (f.find("pixel_values")) in.pixel_values = core::load_tensor(f, "pixel_values");
-    return in;
-  }
+  model::ForwardInputs inputs() const { return model::read_forward_inputs(file("inputs")); }
 };
 
 TEST_P(LlavaGolden, VisionTowerAndFeaturesMatch) {

@@ -19,20 +19,7 @@ namespace fs = std::filesystem;
 std::string fixture(const std::string& rel) { return test::fixtures_dir() + "/" + rel; }
 
 ForwardInputs load_case(const std::string& model, const std::string& name) {
-  const auto f = core::SafetensorsFile::open(fixture(model + "/cases/" + name + ".inputs.safetensors"));
-  ForwardInputs in;
-  in.input_ids = core::load_tensor(f, "input_ids");
-  in.attention_mask = core::load_tensor(f, "attention_mask");
-  if (f.find("pixel_values")) {
-    in.pixel_values = core::load_tensor(f, "pixel_values");
-    in.image_grid_thw = core::load_tensor(f, "image_grid_thw");
-  }
-  if (f.find("pixel_values_videos")) {
-    in.pixel_values_videos = core::load_tensor(f, "pixel_values_videos");
-    in.video_grid_thw = core::load_tensor(f, "video_grid_thw");
-  }
-  if (f.find("second_per_grid_ts")) in.second_per_grid_ts = core::load_tensor(f, "second_per_grid_ts");
-  return in;
+  return read_forward_inputs(fixture(model + "/cases/" + name + ".inputs.safetensors"));
 }
 
 std::string input_error(Model& m, const ForwardInputs& in) {

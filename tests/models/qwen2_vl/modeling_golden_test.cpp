@@ -49,21 +49,7 @@ class QwenForwardGolden : public ::testing::TestWithParam<Case> {
   std::string file(const std::string& kind) const {
     return dir() + "/cases/" + GetParam().name + "." + kind + ".safetensors";
   }
-  model::ForwardInputs inputs() const {
-    const auto f = core::SafetensorsFile::open(file("inputs"));
-    model::ForwardInputs in;
-    auto get = [&](const char* name) {
-      return f.find(name) ? core::load_tensor(f, name) : at::Tensor();
-    };
-    in.input_ids = get("input_ids");
-    in.attention_mask = get("attention_mask");
-    in.pixel_values = get("pixel_values");
-    in.image_grid_thw = get("image_grid_thw");
-    in.pixel_values_videos = get("pixel_values_videos");
-    in.video_grid_thw = get("video_grid_thw");
-    in.second_per_grid_ts = get("second_per_grid_ts");
-    return in;
-  }
+  model::ForwardInputs inputs() const { return model::read_forward_inputs(file("inputs")); }
 };
 
 TEST_P(QwenForwardGolden, VisionTowerMatches) {

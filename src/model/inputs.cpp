@@ -1,0 +1,81 @@
+#include "model/inputs.h"
+
+#include <ATen/ATen.h>
+
+#include "glimpse/core/error.h"
+#include "glimpse/core/logging.h"
+#include "glimpse/core/tensor.h"
+
+namespace glimpse::model {
+namespace {
+
+at::Tensor as_ids(const at::Tensor& t, const char* name) {
+  if (t.dim() != 2) {
+    throw InputError(std::string(name) + ": expected 2 dimensions [batch, sequence], found " +
+                     std::to_string(t.dim()));
+  }
+  if (at::isFloatingType(t.scalar_type())) {
+    throw InputError(std::string(name) + ": expected an integer tensor");
+  }
+  return t.to(at::kLong).contiguous();
+}
+
+}  // namespace
+
+ForwardInputs checked_text_inputs(const ForwardInputs& raw, std::int64_t vocab) {
+  if (!raw.input_ids.defined()) throw InputError("input_ids: missing");
+  ForwardInputs in = raw;
+  in.input_ids = as_ids(raw.input_ids, "input_ids");
+  const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
+  if (b == 0 || s == 0) throw InputError("input_ids: empty");
+  const std::int64_t lo = in.input_ids.min().item<std::int64_t>();
+  const std::int64_t hi = in.input_ids.max().item<std::int64_t>();
+  if (lo < 0 || hi >= vocab) {
+    throw InputError("input_ids: token id " + std::to_string(lo < 0 ? lo : hi) +
+                     " outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  }
+  if (in.attention_mask.defined()) {
+    in.attention_mask = as_ids(raw.attention_mask, "attention_mask");
+    if (in.attention_mask.sizes() != in.input_ids.sizes()) {
+      throw InputError("attention_mask: shape " + c10::str(in.attention_mask.sizes()) +
+                       " differs from input_ids " + c10::str(in.input_ids.sizes()));
+    }
+    if (!in.attention_mask.eq(0).logical_or(in.attention_mask.eq(1)).all().item<bool>()) {
+      throw InputError("attention_mask: values must be 0 or 1");
+    }
+  } else {
+    in.attention_mask = at::ones({b, s}, at::TensorOptions().dtype(at::kLong));
+  }
+  return in;
+}
+
+ForwardInputs read_forward_inputs(const std::string& path) {
+  const auto file = core::SafetensorsFile::open(path);
+  if (file.find("input_ids") == nullptr) throw InputError(path + ": missing tensor 'input_ids'");
+  ForwardInputs in;
+  const std::pair<const char*, at::Tensor*> slots[] = {
+      {"input_ids", &in.input_ids},
+      {"attention_mask", &in.attention_mask},
+      {"pixel_values", &in.pixel_values},
+      {"image_grid_thw", &in.image_grid_thw},
+      {"pixel_values_videos", &in.pixel_values_videos},
+      {"video_grid_thw", &in.video_grid_thw},
+      {"second_per_grid_ts", &in.second_per_grid_ts},
+  };
+  for (const auto& t : file.tensors()) {
+    bool known = false;
+    for (const auto& [name, slot] : slots) {
+      if (t.name == name) {
+        *slot = core::load_tensor(file, t.name);
+        known = true;
+      }
+    }
+    // position_ids and rope_deltas are outputs of the reference processor; glimpse recomputes them.
+    if (!known && t.name != "position_ids" && t.name != "rope_deltas") {
+      GLIMPSE_LOG(Warn) << path << ": ignoring tensor '" << t.name << "'";
+    }
+  }
+  return in;
+}
+
+}  // namespace glimpse::model

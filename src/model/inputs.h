@@ -1,0 +1,12 @@
+#pragma once
+
+#include "glimpse/model/model.h"
+
+namespace glimpse::model {
+
+// Checks input_ids ([B, S] integers inside [0, vocab)) and attention_mask (same shape, 0/1; all
+// ones when absent) and returns the inputs with both as contiguous int64. InputError names the
+// tensor otherwise.
+ForwardInputs checked_text_inputs(const ForwardInputs& inputs, std::int64_t vocab_size);
+
+}  // namespace glimpse::model
