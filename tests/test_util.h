@@ -16,14 +16,14 @@ namespace glimpse::test {
 std::string fixtures_dir();
 
 // Skips (or fails, see above) the current test when the fixtures are absent.
-#define GLIMPSE_REQUIRE_FIXTURES()                                                    \
-  do {                                                                                \
-    if (::glimpse::test::fixtures_dir().empty()) {                                    \
-      if (::glimpse::test::fixtures_required()) {                                     \
-        FAIL() << "fixtures not found and GLIMPSE_REQUIRE_FIXTURES=1";                \
-      }                                                                               \
-      GTEST_SKIP() << "fixtures not found (set GLIMPSE_FIXTURES)";                    \
-    }                                                                                 \
+#define GLIMPSE_REQUIRE_FIXTURES()                                     \
+  do {                                                                 \
+    if (::glimpse::test::fixtures_dir().empty()) {                     \
+      if (::glimpse::test::fixtures_required()) {                      \
+        FAIL() << "fixtures not found and GLIMPSE_REQUIRE_FIXTURES=1"; \
+      }                                                                \
+      GTEST_SKIP() << "fixtures not found (set GLIMPSE_FIXTURES)";     \
+    }                                                                  \
   } while (0)
 
 bool fixtures_required();

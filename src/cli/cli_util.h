@@ -13,7 +13,6 @@ namespace glimpse::cli {
 // "f32" | "bf16" -> the compute dtype; InputError naming --dtype otherwise.
 c10::ScalarType parse_dtype(const std::string& name);
 
-
 // Writes `text` to `path`; InputError naming the file when it cannot.
 void write_text_file(const std::string& path, const std::string& text);
 

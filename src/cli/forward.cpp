@@ -28,8 +28,9 @@ void add_forward_command(CLI::App& app) {
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
   cmd->callback([args] {
-    pipeline::Pipeline methods =
-        args->pipeline.empty() ? pipeline::Pipeline() : pipeline::Pipeline::from_argument(args->pipeline);
+    pipeline::Pipeline methods = args->pipeline.empty()
+                                     ? pipeline::Pipeline()
+                                     : pipeline::Pipeline::from_argument(args->pipeline);
     model::LoadOptions load;
     load.dtype = parse_dtype(args->dtype);
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
@@ -42,10 +43,12 @@ void add_forward_command(CLI::App& app) {
     // Outputs are saved in fp32 whatever the compute dtype, so that they compare directly.
     std::vector<std::pair<std::string, at::Tensor>> tensors{{"logits", out.logits.to(at::kFloat)}};
     for (std::size_t i = 0; i < out.hidden_states.size(); ++i) {
-      tensors.emplace_back("hidden_states." + std::to_string(i), out.hidden_states[i].to(at::kFloat));
+      tensors.emplace_back("hidden_states." + std::to_string(i),
+                           out.hidden_states[i].to(at::kFloat));
     }
     if (out.last_layer_output_prenorm.defined()) {
-      tensors.emplace_back("last_layer_output_prenorm", out.last_layer_output_prenorm.to(at::kFloat));
+      tensors.emplace_back("last_layer_output_prenorm",
+                           out.last_layer_output_prenorm.to(at::kFloat));
     }
     for (std::size_t i = 0; i < out.attentions.size(); ++i) {
       tensors.emplace_back("attentions." + std::to_string(i), out.attentions[i].to(at::kFloat));

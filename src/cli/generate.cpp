@@ -53,8 +53,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--json", args->json,
                 "End with one JSON line {\"sequences\": [[...]], \"new_tokens\": [[...]]}");
   cmd->callback([args] {
-    pipeline::Pipeline methods =
-        args->pipeline.empty() ? pipeline::Pipeline() : pipeline::Pipeline::from_argument(args->pipeline);
+    pipeline::Pipeline methods = args->pipeline.empty()
+                                     ? pipeline::Pipeline()
+                                     : pipeline::Pipeline::from_argument(args->pipeline);
     model::LoadOptions load;
     load.dtype = parse_dtype(args->dtype);
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);

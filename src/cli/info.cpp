@@ -10,7 +10,8 @@
 namespace glimpse::cli {
 
 void add_info_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Print versions, the BLAS in use, threads and CPU features");
+  auto* cmd =
+      app.add_subcommand("info", "Print versions, the BLAS in use, threads and CPU features");
   auto json_out = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json_out, "Print one JSON object");
   cmd->callback([json_out] {

@@ -1,6 +1,6 @@
 // The `glimpse` command-line tool.
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <string>
@@ -19,7 +19,9 @@ constexpr int kExitTorchError = 3;
 constexpr int kExitOtherError = 4;
 
 // The first line only: messages are one line, torch's may carry a backtrace.
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
 
 }  // namespace
 
@@ -41,8 +43,8 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) {
       const auto level = glimpse::core::parse_log_level(log_level);
       if (!level) {
-        throw CLI::ValidationError("--log-level", "expected error, warn, info, debug or trace, found '" +
-                                                      log_level + "'");
+        throw CLI::ValidationError(
+            "--log-level", "expected error, warn, info, debug or trace, found '" + log_level + "'");
       }
       glimpse::core::set_log_level(*level);
     }
@@ -65,7 +67,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "glimpse: error: %s\n", first_line(e.what()).c_str());
     return kExitGlimpseError;
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "glimpse: torch error: %s\n", first_line(e.what_without_backtrace()).c_str());
+    std::fprintf(stderr, "glimpse: torch error: %s\n",
+                 first_line(e.what_without_backtrace()).c_str());
     return kExitTorchError;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "glimpse: error: %s\n", first_line(e.what()).c_str());

@@ -62,8 +62,9 @@ void run_preprocess(const PreprocessArgs& a) {
   const auto config = core::Config::load(config_path);
   const std::string model_type = config.get_string("model_type");
   if (model_type != "qwen2_vl" && model_type != "qwen2_5_vl" && model_type != "llava") {
-    throw UnsupportedError("'" + config_path + "': model_type '" + model_type +
-                           "' is not supported by preprocess (supported: qwen2_vl, qwen2_5_vl, llava)");
+    throw UnsupportedError(
+        "'" + config_path + "': model_type '" + model_type +
+        "' is not supported by preprocess (supported: qwen2_vl, qwen2_5_vl, llava)");
   }
   if (a.images.empty() && a.videos.empty() && a.frames.empty()) {
     throw InputError("preprocess: nothing to do; give --image, --video or --frames");

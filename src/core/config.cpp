@@ -39,7 +39,9 @@ Config::Config(Config&&) noexcept = default;
 Config& Config::operator=(Config&&) noexcept = default;
 Config::~Config() = default;
 
-Config Config::load(const std::string& path) { return from_json(read_json_file(path), path); }
+Config Config::load(const std::string& path) {
+  return from_json(read_json_file(path), path);
+}
 
 Config Config::parse(std::string_view text, std::string source) {
   return from_json(parse_json_strict(text, source), std::move(source));
@@ -84,12 +86,14 @@ const json& Config::require(std::string_view key) const {
   fail(key, "missing");
 }
 
-bool Config::has(std::string_view key) const { return lookup(key) != nullptr; }
+bool Config::has(std::string_view key) const {
+  return lookup(key) != nullptr;
+}
 
 std::int64_t Config::get_int(std::string_view key) const {
   const json& v = require(key);
-  if (v.is_number_integer() && !(v.is_number_unsigned() &&
-                                  v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
+  if (v.is_number_integer() &&
+      !(v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
     return v.get<std::int64_t>();
   }
   fail(key, "expected an integer, found " + describe(v));
@@ -176,7 +180,7 @@ std::vector<std::string> Config::get_string_list(std::string_view key) const {
 }
 
 std::vector<std::string> Config::get_string_list(std::string_view key,
-                                                const std::vector<std::string>& fallback) const {
+                                                 const std::vector<std::string>& fallback) const {
   return has(key) ? get_string_list(key) : fallback;
 }
 
@@ -201,6 +205,8 @@ std::vector<std::string> Config::keys() const {
   return out;
 }
 
-const json& Config::raw() const { return *value_; }
+const json& Config::raw() const {
+  return *value_;
+}
 
 }  // namespace glimpse::core

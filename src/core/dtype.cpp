@@ -25,13 +25,19 @@ constexpr std::array<DTypeEntry, 10> kDTypes{{
     {DType::Bool, "BOOL", 1},
 }};
 
-const DTypeEntry& entry(DType dtype) { return kDTypes[static_cast<std::size_t>(dtype)]; }
+const DTypeEntry& entry(DType dtype) {
+  return kDTypes[static_cast<std::size_t>(dtype)];
+}
 
 }  // namespace
 
-std::string_view dtype_name(DType dtype) { return entry(dtype).name; }
+std::string_view dtype_name(DType dtype) {
+  return entry(dtype).name;
+}
 
-std::size_t dtype_size(DType dtype) { return entry(dtype).size; }
+std::size_t dtype_size(DType dtype) {
+  return entry(dtype).size;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& e : kDTypes) {

@@ -17,11 +17,17 @@ constexpr std::string_view kNames[] = {"error", "warn", "info", "debug", "trace"
 
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
+void set_log_level(LogLevel level) {
+  g_level.store(static_cast<int>(level));
+}
 
-LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
+LogLevel log_level() {
+  return static_cast<LogLevel>(g_level.load());
+}
 
-bool log_enabled(LogLevel level) { return static_cast<int>(level) <= g_level.load(); }
+bool log_enabled(LogLevel level) {
+  return static_cast<int>(level) <= g_level.load();
+}
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {
   for (int i = 0; i < 5; ++i) {
@@ -31,7 +37,9 @@ std::optional<LogLevel> parse_log_level(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view log_level_name(LogLevel level) { return kNames[static_cast<int>(level)]; }
+std::string_view log_level_name(LogLevel level) {
+  return kNames[static_cast<int>(level)];
+}
 
 void init_logging_from_env() {
   const char* env = std::getenv("GLIMPSE_LOG_LEVEL");

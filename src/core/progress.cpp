@@ -18,7 +18,9 @@ Progress::~Progress() {
   if (!finished_) finish();
 }
 
-void Progress::advance(std::int64_t steps) { set(done_ + steps); }
+void Progress::advance(std::int64_t steps) {
+  set(done_ + steps);
+}
 
 void Progress::set(std::int64_t done) {
   done_ = std::clamp<std::int64_t>(done, 0, total_);

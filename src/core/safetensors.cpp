@@ -98,8 +98,7 @@ TensorInfo parse_tensor_entry(const std::string& name, const json& entry,
   if (info.nbytes() != expected_bytes) {
     fail(source, where + ": data_offsets span " + std::to_string(info.nbytes()) +
                      " bytes, expected " + std::to_string(expected_bytes) + " (" +
-                     std::to_string(elements) + " x " + std::string(dtype_name(info.dtype)) +
-                     ")");
+                     std::to_string(elements) + " x " + std::string(dtype_name(info.dtype)) + ")");
   }
   return info;
 }
@@ -143,13 +142,12 @@ SafetensorsHeader parse_safetensors(const std::uint8_t* bytes, std::size_t size,
     if (key == "__metadata__") {
       if (value.is_null()) continue;
       if (!value.is_object()) {
-        fail(source, "'__metadata__' must be an object of strings, found " +
-                         json_type_name(value));
+        fail(source, "'__metadata__' must be an object of strings, found " + json_type_name(value));
       }
       for (const auto& [mk, mv] : value.items()) {
         if (!mv.is_string()) {
-          fail(source, "'__metadata__' key '" + mk + "' must be a string, found " +
-                           json_type_name(mv));
+          fail(source,
+               "'__metadata__' key '" + mk + "' must be a string, found " + json_type_name(mv));
         }
         header.metadata.emplace(mk, mv.get<std::string>());
       }
@@ -206,7 +204,9 @@ const TensorInfo& SafetensorsFile::info(std::string_view name) const {
   throw InputError(path_ + ": no tensor named '" + std::string(name) + "'");
 }
 
-TensorView SafetensorsFile::view(std::string_view name) const { return view(info(name)); }
+TensorView SafetensorsFile::view(std::string_view name) const {
+  return view(info(name));
+}
 
 TensorView SafetensorsFile::view(const TensorInfo& t) const {
   TensorView v;
@@ -217,7 +217,9 @@ TensorView SafetensorsFile::view(const TensorInfo& t) const {
   return v;
 }
 
-const std::uint8_t* SafetensorsFile::map_begin() const { return mapping_->data(); }
+const std::uint8_t* SafetensorsFile::map_begin() const {
+  return mapping_->data();
+}
 
 const std::uint8_t* SafetensorsFile::map_end() const {
   return mapping_->data() + mapping_->size();
@@ -311,7 +313,9 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
-bool Checkpoint::contains(std::string_view name) const { return owner_.count(name) > 0; }
+bool Checkpoint::contains(std::string_view name) const {
+  return owner_.count(name) > 0;
+}
 
 const SafetensorsFile& Checkpoint::file_of(std::string_view name) const {
   const auto it = owner_.find(name);
@@ -325,7 +329,9 @@ const TensorInfo& Checkpoint::info(std::string_view name) const {
   return file_of(name).info(name);
 }
 
-TensorView Checkpoint::view(std::string_view name) const { return file_of(name).view(name); }
+TensorView Checkpoint::view(std::string_view name) const {
+  return file_of(name).view(name);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Writer

@@ -10,10 +10,10 @@
 #include <sched.h>
 
 #include <climits>
-#include <thread>
 #include <cstdlib>
 #include <fstream>
 #include <string_view>
+#include <thread>
 
 #include "glimpse/version.h"
 

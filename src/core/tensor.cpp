@@ -9,32 +9,52 @@ namespace glimpse::core {
 
 c10::ScalarType to_scalar_type(DType dtype) {
   switch (dtype) {
-    case DType::F64: return at::kDouble;
-    case DType::F32: return at::kFloat;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I64: return at::kLong;
-    case DType::I32: return at::kInt;
-    case DType::I16: return at::kShort;
-    case DType::I8: return at::kChar;
-    case DType::U8: return at::kByte;
-    case DType::Bool: return at::kBool;
+    case DType::F64:
+      return at::kDouble;
+    case DType::F32:
+      return at::kFloat;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
+    case DType::I64:
+      return at::kLong;
+    case DType::I32:
+      return at::kInt;
+    case DType::I16:
+      return at::kShort;
+    case DType::I8:
+      return at::kChar;
+    case DType::U8:
+      return at::kByte;
+    case DType::Bool:
+      return at::kBool;
   }
   throw UnsupportedError("unknown dtype");
 }
 
 DType from_scalar_type(c10::ScalarType type) {
   switch (type) {
-    case at::kDouble: return DType::F64;
-    case at::kFloat: return DType::F32;
-    case at::kHalf: return DType::F16;
-    case at::kBFloat16: return DType::BF16;
-    case at::kLong: return DType::I64;
-    case at::kInt: return DType::I32;
-    case at::kShort: return DType::I16;
-    case at::kChar: return DType::I8;
-    case at::kByte: return DType::U8;
-    case at::kBool: return DType::Bool;
+    case at::kDouble:
+      return DType::F64;
+    case at::kFloat:
+      return DType::F32;
+    case at::kHalf:
+      return DType::F16;
+    case at::kBFloat16:
+      return DType::BF16;
+    case at::kLong:
+      return DType::I64;
+    case at::kInt:
+      return DType::I32;
+    case at::kShort:
+      return DType::I16;
+    case at::kChar:
+      return DType::I8;
+    case at::kByte:
+      return DType::U8;
+    case at::kBool:
+      return DType::Bool;
     default:
       throw UnsupportedError(std::string("tensor dtype ") + c10::toString(type) +
                              " cannot be stored in safetensors by glimpse");
@@ -53,7 +73,8 @@ at::Tensor load_tensor(const SafetensorsFile& file, const std::string& name,
   } else if (aligned) {
     // The deleter owns a reference to the mapping, so the tensor outlives the SafetensorsFile.
     auto keep = file.mapping();
-    t = at::from_blob(const_cast<void*>(v.data), v.shape, [keep](void*) {}, options);
+    t = at::from_blob(
+        const_cast<void*>(v.data), v.shape, [keep](void*) {}, options);
   } else {
     t = at::empty(v.shape, options);
     std::memcpy(t.data_ptr(), v.data, v.nbytes);

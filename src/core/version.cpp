@@ -2,6 +2,8 @@
 
 namespace glimpse {
 
-const char* version() { return GLIMPSE_VERSION; }
+const char* version() {
+  return GLIMPSE_VERSION;
+}
 
 }  // namespace glimpse

@@ -8,7 +8,8 @@
 namespace glimpse::layers {
 
 Decoder::Decoder(WeightLoader& w, const DecoderConfig& c) : config_(c) {
-  shape_ = {c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim};
+  shape_ = {c.num_layers, c.hidden_size,  c.intermediate_size,
+            c.num_heads,  c.num_kv_heads, c.head_dim};
   const std::string& p = c.prefix;
   const std::int64_t h = c.hidden_size, q = c.num_heads * c.head_dim,
                      kv = c.num_kv_heads * c.head_dim;
@@ -40,9 +41,8 @@ at::Tensor Decoder::embed(const at::Tensor& input_ids) const {
 }
 
 at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at::Tensor& cos,
-                              const at::Tensor& sin, const at::Tensor& mask,
-                              model::KVCache* cache, at::Tensor* probs_out,
-                              const model::ProbeRequest* probe,
+                              const at::Tensor& sin, const at::Tensor& mask, model::KVCache* cache,
+                              at::Tensor* probs_out, const model::ProbeRequest* probe,
                               model::AttentionProbe* probe_out) const {
   const DecoderLayer& layer = layers_[index];
   const std::int64_t b = x.size(0), s = x.size(1), d = config_.head_dim;
@@ -70,9 +70,12 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   if (probe != nullptr) {
     // The probed rows are recomputed from q and the cached keys, so that a method gets the rows
     // it asked for without the full map being kept.
-    std::vector<std::int64_t> rows = probe->last_row ? std::vector<std::int64_t>{s - 1} : probe->rows;
+    std::vector<std::int64_t> rows =
+        probe->last_row ? std::vector<std::int64_t>{s - 1} : probe->rows;
     for (const auto r : rows) {
-      if (r < 0 || r >= s) throw InputError("attention probe: row " + std::to_string(r) + " outside [0, " + std::to_string(s) + ")");
+      if (r < 0 || r >= s)
+        throw InputError("attention probe: row " + std::to_string(r) + " outside [0, " +
+                         std::to_string(s) + ")");
     }
     const at::Tensor idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
     const std::int64_t n = static_cast<std::int64_t>(rows.size());
@@ -106,7 +109,8 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
       pre.layout = &layout;
       run.hooks->on_block_pre(pre);
       if (pre.hidden.sizes() != x.sizes()) {
-        throw InputError("blocks." + std::to_string(i) + ".pre: a hook changed the hidden-state shape");
+        throw InputError("blocks." + std::to_string(i) +
+                         ".pre: a hook changed the hidden-state shape");
       }
       x = pre.hidden;
       if (pre.keep.defined()) {
@@ -123,7 +127,8 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
     if (run.output_hidden_states) out.hidden_states.push_back(x);
     const std::int64_t s = x.size(1);
     at::Tensor keys_mask = query_mask;
-    if (state && state->key_masks[i].defined()) keys_mask = at::cat({state->key_masks[i], query_mask}, 1);
+    if (state && state->key_masks[i].defined())
+      keys_mask = at::cat({state->key_masks[i], query_mask}, 1);
     const at::Tensor mask = causal_mask(keys_mask, s, x.scalar_type());
     std::optional<model::ProbeRequest> probe;
     if (run.hooks) probe = run.hooks->probe(li, run.prefill);

@@ -47,8 +47,8 @@ struct DecoderRun {
 };
 
 struct DecoderOutput {
-  at::Tensor last_hidden_state;        // after the final norm [B, S, H]
-  at::Tensor prenorm;                  // output of the last layer, before the norm
+  at::Tensor last_hidden_state;           // after the final norm [B, S, H]
+  at::Tensor prenorm;                     // output of the last layer, before the norm
   std::vector<at::Tensor> hidden_states;  // L+1 with output_hidden_states
   std::vector<at::Tensor> attentions;     // L with output_attentions
   model::TokenLayout layout;              // after any pruning

@@ -43,11 +43,16 @@ Activation parse_activation(const std::string& name, const std::string& where) {
 
 at::Tensor activate(const at::Tensor& x, Activation act) {
   switch (act) {
-    case Activation::Silu: return at::silu(x);
-    case Activation::Gelu: return at::gelu(x);
-    case Activation::GeluTanh: return at::gelu(x, "tanh");
-    case Activation::QuickGelu: return x * at::sigmoid(1.702 * x);
-    case Activation::Relu: return at::relu(x);
+    case Activation::Silu:
+      return at::silu(x);
+    case Activation::Gelu:
+      return at::gelu(x);
+    case Activation::GeluTanh:
+      return at::gelu(x, "tanh");
+    case Activation::QuickGelu:
+      return x * at::sigmoid(1.702 * x);
+    case Activation::Relu:
+      return at::relu(x);
   }
   return x;
 }
@@ -59,10 +64,14 @@ at::Tensor rotate_half(const at::Tensor& x) {
 
 double mask_min(c10::ScalarType dtype) {
   switch (dtype) {
-    case at::kDouble: return std::numeric_limits<double>::lowest();
-    case at::kBFloat16: return -3.3895313892515355e38;  // torch.finfo(torch.bfloat16).min
-    case at::kHalf: return -65504.0;
-    default: return std::numeric_limits<float>::lowest();
+    case at::kDouble:
+      return std::numeric_limits<double>::lowest();
+    case at::kBFloat16:
+      return -3.3895313892515355e38;  // torch.finfo(torch.bfloat16).min
+    case at::kHalf:
+      return -65504.0;
+    default:
+      return std::numeric_limits<float>::lowest();
   }
 }
 

@@ -38,8 +38,8 @@ at::Tensor rope_inv_freq(const RopeConfig& r, std::int64_t seq_len) {
   if (r.type == "dynamic" && seq_len > r.max_position_embeddings) {
     // _compute_dynamic_ntk_parameters
     const double d = static_cast<double>(r.dim);
-    base = r.theta * std::pow(r.factor * seq_len / r.max_position_embeddings - (r.factor - 1),
-                              d / (d - 2));
+    base = r.theta *
+           std::pow(r.factor * seq_len / r.max_position_embeddings - (r.factor - 1), d / (d - 2));
   }
   at::Tensor inv = 1.0 / at::pow(base, at::arange(0, r.dim, 2, f32) / static_cast<double>(r.dim));
   if (r.type == "linear") return inv / r.factor;
@@ -51,8 +51,8 @@ at::Tensor rope_inv_freq(const RopeConfig& r, std::int64_t seq_len) {
     const double high_wavelen = old_len / r.high_freq_factor;
     const at::Tensor wavelen = 2 * M_PI / inv;
     at::Tensor scaled = at::where(wavelen > low_wavelen, inv / r.factor, inv);
-    const at::Tensor smooth = (old_len / wavelen - r.low_freq_factor) /
-                              (r.high_freq_factor - r.low_freq_factor);
+    const at::Tensor smooth =
+        (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
     const at::Tensor smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
     const at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
     return at::where(medium, smoothed, scaled);
@@ -62,7 +62,8 @@ at::Tensor rope_inv_freq(const RopeConfig& r, std::int64_t seq_len) {
 
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeConfig& r, const at::Tensor& position_ids,
                                                c10::ScalarType dtype) {
-  const std::int64_t seq_len = position_ids.numel() ? position_ids.max().item<std::int64_t>() + 1 : 0;
+  const std::int64_t seq_len =
+      position_ids.numel() ? position_ids.max().item<std::int64_t>() + 1 : 0;
   const at::Tensor inv = rope_inv_freq(r, seq_len);
   const at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv;
   const at::Tensor emb = at::cat({freqs, freqs}, -1);

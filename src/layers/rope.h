@@ -32,7 +32,8 @@ at::Tensor rope_inv_freq(const RopeConfig& rope, std::int64_t seq_len);
 
 // cos, sin [B, S, dim] in `dtype` for position_ids [B, S]: fp32 angles, cast at the end
 // (transformers LlamaRotaryEmbedding.forward).
-std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeConfig& rope, const at::Tensor& position_ids,
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeConfig& rope,
+                                               const at::Tensor& position_ids,
                                                c10::ScalarType dtype);
 
 }  // namespace glimpse::layers

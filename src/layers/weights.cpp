@@ -39,7 +39,9 @@ const std::string* WeightLoader::resolve(const std::string& name) const {
   return nullptr;
 }
 
-bool WeightLoader::has(const std::string& name) const { return resolve(name) != nullptr; }
+bool WeightLoader::has(const std::string& name) const {
+  return resolve(name) != nullptr;
+}
 
 at::Tensor WeightLoader::get(const std::string& name, at::IntArrayRef shape) {
   return get_as(name, dtype_, shape);

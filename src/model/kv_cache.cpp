@@ -20,9 +20,10 @@ std::pair<at::Tensor, at::Tensor> DenseKVCache::append(std::int64_t layer, const
     // Grow to 1.5x (at least 256 slots more) so that decode steps append without copying.
     const std::int64_t capacity = std::max<std::int64_t>(needed + 256, needed * 3 / 2);
     auto grow = [&](const at::Tensor& old, const at::Tensor& like) {
-      at::Tensor fresh = at::empty({like.size(0), like.size(1), capacity, like.size(3)},
-                                   like.options());
-      if (old.defined() && l.length > 0) fresh.narrow(2, 0, l.length).copy_(old.narrow(2, 0, l.length));
+      at::Tensor fresh =
+          at::empty({like.size(0), like.size(1), capacity, like.size(3)}, like.options());
+      if (old.defined() && l.length > 0)
+        fresh.narrow(2, 0, l.length).copy_(old.narrow(2, 0, l.length));
       return fresh;
     };
     l.keys = grow(l.keys, key);

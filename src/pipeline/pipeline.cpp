@@ -71,7 +71,8 @@ Pipeline Pipeline::from_json(const std::string& spec, const std::string& source)
 
 Pipeline Pipeline::from_argument(const std::string& argument) {
   const auto first = argument.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && argument[first] == '{') return from_json(argument, "--pipeline");
+  if (first != std::string::npos && argument[first] == '{')
+    return from_json(argument, "--pipeline");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(argument, ec)) {
     throw InputError("--pipeline: '" + argument + "' is neither a JSON object nor a readable file");

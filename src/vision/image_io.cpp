@@ -54,7 +54,9 @@ class StderrToLog {
       while (std::fgets(line, sizeof(line), tmp_) != nullptr) {
         std::string text(line);
         while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-        if (!text.empty()) GLIMPSE_LOG(Debug) << "image decoder: " << text;
+        if (!text.empty()) {
+          GLIMPSE_LOG(Debug) << "image decoder: " << text;
+        }
       }
     }
     std::fclose(tmp_);

@@ -37,8 +37,9 @@ TEST(ModelCliGolden, ForwardWritesTheReferenceNamesAndValues) {
 TEST(ModelCliGolden, GenerateJsonEndsWithSequencesAndNewTokens) {
   GLIMPSE_REQUIRE_FIXTURES();
   const std::string m = fixtures_dir() + "/tiny-qwen2-vl";
-  const auto r = run_cli({"generate", "--model", m + "/model", "--inputs",
-                          m + "/cases/video.inputs.safetensors", "--max-new-tokens", "8", "--json"});
+  const auto r =
+      run_cli({"generate", "--model", m + "/model", "--inputs",
+               m + "/cases/video.inputs.safetensors", "--max-new-tokens", "8", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto j = nlohmann::json::parse(last_line(r.out));
   const auto ref = core::SafetensorsFile::open(m + "/cases/video.generate.safetensors");
@@ -56,9 +57,11 @@ TEST(ModelCliGolden, BadInputGivesOneLineErrors) {
   const std::string m = fixtures_dir() + "/tiny-qwen2-vl";
   const std::string in = m + "/cases/image_a.inputs.safetensors";
   const std::vector<std::vector<std::string>> calls = {
-      {"forward", "--model", m + "/model", "--inputs", in, "--out", dir.file("o"), "--dtype", "f16"},
+      {"forward", "--model", m + "/model", "--inputs", in, "--out", dir.file("o"), "--dtype",
+       "f16"},
       {"forward", "--model", dir.path().string(), "--inputs", in, "--out", dir.file("o")},
-      {"forward", "--model", m + "/model", "--inputs", m + "/model/config.json", "--out", dir.file("o")},
+      {"forward", "--model", m + "/model", "--inputs", m + "/model/config.json", "--out",
+       dir.file("o")},
       {"forward", "--model", m + "/model", "--inputs", m + "/cases/image_a.vision.safetensors",
        "--out", dir.file("o")},
       {"generate", "--model", m + "/model", "--inputs", in, "--max-new-tokens", "-1"},

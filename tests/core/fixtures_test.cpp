@@ -56,7 +56,8 @@ TEST(SafetensorsFixturesGolden, EveryFileMatchesItsManifest) {
     // The checkpoint itself: its byte size as listed, and every tensor mapped without a copy.
     const auto& model = manifest.at("model_files").at("model.safetensors");
     const fs::path model_dir = entry.path() / "model";
-    EXPECT_EQ(fs::file_size(model_dir / "model.safetensors"), model.at("bytes").get<std::uint64_t>());
+    EXPECT_EQ(fs::file_size(model_dir / "model.safetensors"),
+              model.at("bytes").get<std::uint64_t>());
     const auto ckpt = Checkpoint::open(model_dir.string());
     EXPECT_GT(ckpt.names().size(), 10u);
     for (const auto& name : ckpt.names()) {

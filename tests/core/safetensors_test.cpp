@@ -75,8 +75,9 @@ TEST(SafetensorsParseTest, RejectsEachMalformedCase) {
   expect_format_error(make_file("[1]", ""), "must start with '{'");
   expect_format_error(make_file("{\"x\":", ""), "invalid JSON");
   expect_format_error(make_file("{}x", ""), "invalid JSON");
-  expect_format_error(make_file("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),
-                      "nested deeper");
+  expect_format_error(
+      make_file("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),
+      "nested deeper");
   expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)"
                                 R"("x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",
                                 ""),
@@ -91,15 +92,15 @@ TEST(SafetensorsParseTest, RejectsEachMalformedCase) {
                       "'dtype' must be a string");
   expect_format_error(make_file(R"({"x":{"dtype":"F32","data_offsets":[0,8]}})", std::string(8, 0)),
                       "missing key 'shape'");
-  expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})",
-                                std::string(8, 0)),
-                      "'shape' must be an array");
-  expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
-                                std::string(8, 0)),
-                      "shape[0]: expected a non-negative integer, found -2");
-  expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})",
-                                std::string(8, 0)),
-                      "shape[0]: expected a non-negative integer");
+  expect_format_error(
+      make_file(R"({"x":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", std::string(8, 0)),
+      "'shape' must be an array");
+  expect_format_error(
+      make_file(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, 0)),
+      "shape[0]: expected a non-negative integer, found -2");
+  expect_format_error(
+      make_file(R"({"x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", std::string(8, 0)),
+      "shape[0]: expected a non-negative integer");
   expect_format_error(
       make_file(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
                 std::string(8, 0)),
@@ -114,18 +115,18 @@ TEST(SafetensorsParseTest, RejectsEachMalformedCase) {
       "byte count overflows");
   expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[2]}})", std::string(8, 0)),
                       "missing key 'data_offsets'");
-  expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0]}})",
-                                std::string(8, 0)),
-                      "'data_offsets' must be an array [begin, end]");
-  expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})",
-                                std::string(8, 0)),
-                      "end before begin");
-  expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})",
-                                std::string(12, 0)),
-                      "span 12 bytes, expected 8");
-  expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                                std::string(12, 0)),
-                      "gap after the previous tensor");
+  expect_format_error(
+      make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", std::string(8, 0)),
+      "'data_offsets' must be an array [begin, end]");
+  expect_format_error(
+      make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", std::string(8, 0)),
+      "end before begin");
+  expect_format_error(
+      make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", std::string(12, 0)),
+      "span 12 bytes, expected 8");
+  expect_format_error(
+      make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", std::string(12, 0)),
+      "gap after the previous tensor");
   expect_format_error(make_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                 R"("y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                                 std::string(12, 0)),
@@ -150,9 +151,15 @@ TEST(SafetensorsParseTest, MutationsNeverEscapeAsOtherErrors) {
     for (int e = 0; e < edits; ++e) {
       const std::size_t pos = rng() % m.size();
       switch (rng() % 3) {
-        case 0: m[pos] = static_cast<char>(rng() & 0xff); break;
-        case 1: m.erase(pos, 1 + rng() % 3); break;
-        default: m.insert(pos, 1, "{}[]\",:0-9e"[rng() % 11]); break;
+        case 0:
+          m[pos] = static_cast<char>(rng() & 0xff);
+          break;
+        case 1:
+          m.erase(pos, 1 + rng() % 3);
+          break;
+        default:
+          m.insert(pos, 1, "{}[]\",:0-9e"[rng() % 11]);
+          break;
       }
       if (m.empty()) m = "x";
     }
@@ -203,8 +210,8 @@ TEST(SafetensorsFileTest, WriterRejectsBadViews) {
   TempDir dir;
   const float x[2] = {1, 2};
   EXPECT_THROW(write_safetensors(dir.file("a"), {{"x", {DType::F32, {3}, x, 8}}}), InputError);
-  EXPECT_THROW(write_safetensors(dir.file("b"), {{"x", {DType::F32, {2}, x, 8}},
-                                                 {"x", {DType::F32, {2}, x, 8}}}),
+  EXPECT_THROW(write_safetensors(dir.file("b"),
+                                 {{"x", {DType::F32, {2}, x, 8}}, {"x", {DType::F32, {2}, x, 8}}}),
                InputError);
   EXPECT_THROW(write_safetensors(dir.file("c"), {{"__metadata__", {DType::F32, {2}, x, 8}}}),
                InputError);
@@ -231,8 +238,8 @@ TEST(SafetensorsFileTest, OpenErrorsNameThePath) {
 class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    write_safetensors(dir_.file("a.safetensors"), {{"w1", {DType::F32, {2}, x_, 8}},
-                                                   {"w2", {DType::F32, {2}, x_, 8}}});
+    write_safetensors(dir_.file("a.safetensors"),
+                      {{"w1", {DType::F32, {2}, x_, 8}}, {"w2", {DType::F32, {2}, x_, 8}}});
     write_safetensors(dir_.file("b.safetensors"), {{"w3", {DType::F32, {1}, x_, 4}}});
   }
   void write_index(const std::string& text) {

@@ -27,7 +27,8 @@ struct FastVRun {
   pipeline::Report report;
 };
 
-FastVRun run_fastv(model::Model& m, const model::ForwardInputs& in, std::int64_t layer, double ratio) {
+FastVRun run_fastv(model::Model& m, const model::ForwardInputs& in, std::int64_t layer,
+                   double ratio) {
   pipeline::Pipeline p = pipeline::Pipeline::from_json(
       "{\"methods\": [{\"type\": \"fastv\", \"layer\": " + std::to_string(layer) +
           ", \"ratio\": " + std::to_string(ratio) + "}]}",
@@ -54,7 +55,8 @@ TEST(FastVGolden, ZeroRatioReproducesTheBaselineExactly) {
   EXPECT_EQ(e.numbers.at("visual_tokens_after"), 17);
 }
 
-class FastVCasesGolden : public ::testing::TestWithParam<std::tuple<std::string, std::string, std::int64_t>> {};
+class FastVCasesGolden
+    : public ::testing::TestWithParam<std::tuple<std::string, std::string, std::int64_t>> {};
 
 TEST_P(FastVCasesGolden, KeepsTopAttendedVisualTokensWithOriginalPositions) {
   GLIMPSE_REQUIRE_FIXTURES();
@@ -83,7 +85,8 @@ TEST_P(FastVCasesGolden, KeepsTopAttendedVisualTokensWithOriginalPositions) {
   for (std::int64_t i = 0; i < layer; ++i) {
     EXPECT_TRUE(at::equal(r.out.hidden_states[i], base.hidden_states[i])) << i;
   }
-  EXPECT_TRUE(at::equal(r.out.hidden_states[layer], base.hidden_states[layer].index_select(1, r.kept)));
+  EXPECT_TRUE(
+      at::equal(r.out.hidden_states[layer], base.hidden_states[layer].index_select(1, r.kept)));
   // Property 5: the kept visual set is the top-k of the head-mean last row at layer K-1.
   const at::Tensor row = base.attentions[layer - 1][0].mean(0)[-1];
   const at::Tensor top = std::get<1>(at::topk(row.index_select(0, visual), expected_kept));
@@ -98,19 +101,19 @@ TEST_P(FastVCasesGolden, KeepsTopAttendedVisualTokensWithOriginalPositions) {
   EXPECT_LT(e.numbers.at("prefill_flops_after"), e.numbers.at("prefill_flops_before"));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, FastVCasesGolden,
-    ::testing::Values(std::make_tuple("tiny-qwen2-vl", "two_images", 2),
-                      std::make_tuple("tiny-qwen2-vl", "video", 1),
-                      std::make_tuple("tiny-qwen2.5-vl", "image_a", 2),
-                      std::make_tuple("tiny-llava-1.5", "two_images", 1)));
+INSTANTIATE_TEST_SUITE_P(Models, FastVCasesGolden,
+                         ::testing::Values(std::make_tuple("tiny-qwen2-vl", "two_images", 2),
+                                           std::make_tuple("tiny-qwen2-vl", "video", 1),
+                                           std::make_tuple("tiny-qwen2.5-vl", "image_a", 2),
+                                           std::make_tuple("tiny-llava-1.5", "two_images", 1)));
 
 TEST(FastVGolden, CacheIsConsistentForDecoding) {
   GLIMPSE_REQUIRE_FIXTURES();
   auto m = model::load_model(test::fixtures_dir() + "/tiny-qwen2-vl/model");
   const auto in = load_case("tiny-qwen2-vl", "two_images");
   const std::int64_t t = in.input_ids.size(1);
-  auto p = pipeline::Pipeline::from_json(R"({"methods": [{"type": "fastv", "layer": 2, "ratio": 0.5}]})", "t");
+  auto p = pipeline::Pipeline::from_json(
+      R"({"methods": [{"type": "fastv", "layer": 2, "ratio": 0.5}]})", "t");
   model::DecodeState state = m->new_state(1);
   model::ForwardOptions o;
   o.hooks = &p;
@@ -150,17 +153,24 @@ TEST(PipelineTest, BadSpecsAreConfigErrorsNamingTheKey) {
     }
     return std::string("accepted");
   };
-  EXPECT_NE(error(R"({"methods": [{"type": "magic"}]})").find("unknown method 'magic' (known: fastv)"), std::string::npos);
-  EXPECT_NE(error(R"({"methods": [{"type": "fastv", "ratio": 1.5}]})").find("methods[0]: key 'ratio'"), std::string::npos);
-  EXPECT_NE(error(R"({"methods": [{"type": "fastv", "layer": 0}]})").find("'layer'"), std::string::npos);
-  EXPECT_NE(error(R"({"methods": [{"type": "fastv", "rank": 3}]})").find("'rank'"), std::string::npos);
+  EXPECT_NE(
+      error(R"({"methods": [{"type": "magic"}]})").find("unknown method 'magic' (known: fastv)"),
+      std::string::npos);
+  EXPECT_NE(
+      error(R"({"methods": [{"type": "fastv", "ratio": 1.5}]})").find("methods[0]: key 'ratio'"),
+      std::string::npos);
+  EXPECT_NE(error(R"({"methods": [{"type": "fastv", "layer": 0}]})").find("'layer'"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"methods": [{"type": "fastv", "rank": 3}]})").find("'rank'"),
+            std::string::npos);
   EXPECT_NE(error(R"({"methods": [{"layer": 2}]})").find("'type': missing"), std::string::npos);
   EXPECT_NE(error(R"({"methods": {}})").find("'methods'"), std::string::npos);
   EXPECT_NE(error(R"({"method": []})").find("'method'"), std::string::npos);
   EXPECT_NE(error(R"({"methods": [)").find("invalid JSON"), std::string::npos);
   EXPECT_THROW(pipeline::Pipeline::from_argument("/nonexistent/p.json"), InputError);
   EXPECT_EQ(pipeline::Pipeline::from_json(R"({"methods": []})", "p").methods().size(), 0u);
-  const auto report = pipeline::Pipeline::from_json(R"({"methods": [{"type": "fastv"}]})", "p").report();
+  const auto report =
+      pipeline::Pipeline::from_json(R"({"methods": [{"type": "fastv"}]})", "p").report();
   const auto j = nlohmann::json::parse(report.to_json());
   EXPECT_EQ(j.at("methods")[0].at("type"), "fastv");
   EXPECT_EQ(j.at("methods")[0].at("layer"), 2);

@@ -41,7 +41,7 @@ class LogLine {
 
 }  // namespace glimpse::core
 
-#define GLIMPSE_LOG(level)                                                   \
-  if (!::glimpse::core::log_enabled(::glimpse::core::LogLevel::level)) {     \
-  } else                                                                     \
+#define GLIMPSE_LOG(level)                                               \
+  if (!::glimpse::core::log_enabled(::glimpse::core::LogLevel::level)) { \
+  } else                                                                 \
     ::glimpse::core::LogLine(::glimpse::core::LogLevel::level).stream()

@@ -11,9 +11,9 @@ namespace glimpse::core {
 struct SystemInfo {
   std::string glimpse_version;
   std::string torch_version;
-  std::string blas;            // e.g. "OpenBLAS 0.3.21 (openblas-openmp) ..."
-  std::string blas_path;       // the resolved libblas.so.3 that is loaded
-  bool blas_is_reference = false;  // the slow reference BLAS: install libopenblas0-openmp
+  std::string blas;                  // e.g. "OpenBLAS 0.3.21 (openblas-openmp) ..."
+  std::string blas_path;             // the resolved libblas.so.3 that is loaded
+  bool blas_is_reference = false;    // the slow reference BLAS: install libopenblas0-openmp
   std::string torch_cpu_capability;  // ATen's kernel level: DEFAULT, AVX2, AVX512
   bool onednn = false;
   int threads = 0;

@@ -24,8 +24,8 @@ struct GenerationConfig {
   double top_p = 1.0;      // 1: off
   std::uint64_t seed = 0;
   std::vector<std::int64_t> eos_token_ids;
-  std::int64_t pad_token_id = -1;  // -1: the first eos id
-  bool keep_step_logits = false;   // the reference's output_logits=True (raw logits per step)
+  std::int64_t pad_token_id = -1;        // -1: the first eos id
+  bool keep_step_logits = false;         // the reference's output_logits=True (raw logits per step)
   model::ForwardHooks* hooks = nullptr;  // test-time methods (a Pipeline), not owned
 
   // Reads generation_config.json in `dir` when present (eos_token_id, pad_token_id, do_sample,
@@ -36,8 +36,8 @@ struct GenerationConfig {
 };
 
 struct GenerationResult {
-  at::Tensor sequences;   // [B, S + n] prompt then new tokens
-  at::Tensor new_tokens;  // [B, n]
+  at::Tensor sequences;                 // [B, S + n] prompt then new tokens
+  at::Tensor new_tokens;                // [B, n]
   std::vector<at::Tensor> step_logits;  // n tensors [B, V] with keep_step_logits
   std::int64_t prefill_tokens = 0;
   double prefill_ms = 0, decode_ms = 0;

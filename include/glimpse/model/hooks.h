@@ -34,7 +34,7 @@ struct BlockPre {
   std::int64_t layer = 0;
   bool prefill = false;  // true for the first (cached or uncached) pass over a prompt
   const DecoderShape* shape = nullptr;
-  at::Tensor hidden;            // [B, S, H], replaceable (same shape)
+  at::Tensor hidden;  // [B, S, H], replaceable (same shape)
   const TokenLayout* layout = nullptr;
   // Set to increasing token indices [S'] to keep only those rows from this layer on.
   at::Tensor keep;
@@ -57,7 +57,9 @@ class ForwardHooks {
  public:
   virtual ~ForwardHooks() = default;
   // The probe wanted at layer `layer` in this pass, if any (asked once per layer and pass).
-  virtual std::optional<ProbeRequest> probe(std::int64_t layer, bool prefill) { return std::nullopt; }
+  virtual std::optional<ProbeRequest> probe(std::int64_t layer, bool prefill) {
+    return std::nullopt;
+  }
   virtual void on_block_pre(BlockPre& block) {}
   virtual void on_attention_probe(const AttentionProbe& probe) {}
   virtual void on_block_post(std::int64_t layer, const at::Tensor& hidden, bool prefill) {}

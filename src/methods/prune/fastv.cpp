@@ -22,7 +22,8 @@ std::unique_ptr<pipeline::Method> FastV::create(const core::Config& params) {
   // attention of layer K-1.
   if (layer < 1) params.fail("layer", "expected K >= 1, found " + std::to_string(layer));
   if (!(ratio >= 0.0 && ratio < 1.0)) {
-    params.fail("ratio", "expected the removed fraction R in [0, 1), found " + std::to_string(ratio));
+    params.fail("ratio",
+                "expected the removed fraction R in [0, 1), found " + std::to_string(ratio));
   }
   return std::make_unique<FastV>(layer, ratio);
 }
@@ -45,21 +46,24 @@ void FastV::on_block_pre(model::BlockPre& block) {
     throw Error("fastv: no attention probe of layer " + std::to_string(layer_ - 1) + " arrived");
   }
   if (layout.batch() != 1) {
-    throw UnsupportedError("fastv: batches of more than one sequence are not supported (the "
-                           "official code asserts batch 1)");
+    throw UnsupportedError(
+        "fastv: batches of more than one sequence are not supported (the "
+        "official code asserts batch 1)");
   }
   const std::int64_t s = layout.length();
   const at::Tensor visual = layout.visual_indices(0);
   const std::int64_t n = visual.numel();
   // kept = round(N(1-R)); Python's round is half to even, as nearbyint is by default.
-  const auto keep_n = static_cast<std::int64_t>(std::nearbyint(static_cast<double>(n) * (1.0 - ratio_)));
+  const auto keep_n =
+      static_cast<std::int64_t>(std::nearbyint(static_cast<double>(n) * (1.0 - ratio_)));
   before_ = n;
   after_ = keep_n;
   const model::DecoderShape& shape = *block.shape;
   const std::int64_t text = s - n, s_after = text + keep_n;
   flops_before_ = static_cast<double>(shape.num_layers) * shape.layer_flops(s, s);
-  flops_after_ = static_cast<double>(layer_) * shape.layer_flops(s, s) +
-                 static_cast<double>(shape.num_layers - layer_) * shape.layer_flops(s_after, s_after);
+  flops_after_ =
+      static_cast<double>(layer_) * shape.layer_flops(s, s) +
+      static_cast<double>(shape.num_layers - layer_) * shape.layer_flops(s_after, s_after);
   applied_ = true;
   if (keep_n == n) {
     kept_ = at::arange(s, at::TensorOptions().dtype(at::kLong));

@@ -23,7 +23,8 @@ ImageProcessorConfig ImageProcessorConfig::from_config(const core::Config& c) {
   }
   if (c.has("size")) {
     const auto size = c.section("size");
-    if (!size.has("shortest_edge")) size.fail("shortest_edge", "missing (only shortest-edge sizes are supported)");
+    if (!size.has("shortest_edge"))
+      size.fail("shortest_edge", "missing (only shortest-edge sizes are supported)");
     p.shortest_edge = size.get_int("shortest_edge");
   }
   if (c.has("crop_size")) {
@@ -36,10 +37,12 @@ ImageProcessorConfig ImageProcessorConfig::from_config(const core::Config& c) {
       p.crop_width = crop.get_int("width");
     }
   }
-  for (const auto& [key, v] : {std::pair<const char*, std::int64_t>{"size.shortest_edge", p.shortest_edge},
-                               {"crop_size.height", p.crop_height},
-                               {"crop_size.width", p.crop_width}}) {
-    if (v <= 0 || v > 16384) c.fail(key, "expected a size in [1, 16384], found " + std::to_string(v));
+  for (const auto& [key, v] :
+       {std::pair<const char*, std::int64_t>{"size.shortest_edge", p.shortest_edge},
+        {"crop_size.height", p.crop_height},
+        {"crop_size.width", p.crop_width}}) {
+    if (v <= 0 || v > 16384)
+      c.fail(key, "expected a size in [1, 16384], found " + std::to_string(v));
   }
   p.rescale_factor = c.get_float("rescale_factor", p.rescale_factor);
   for (const char* key : {"image_mean", "image_std"}) {
@@ -66,7 +69,8 @@ std::array<std::int64_t, 2> shortest_edge_size(std::int64_t height, std::int64_t
                   : std::array<std::int64_t, 2>{shortest_edge, new_long};
 }
 
-vision::Image expand_to_square(const vision::Image& image, const std::array<std::uint8_t, 3>& color) {
+vision::Image expand_to_square(const vision::Image& image,
+                               const std::array<std::uint8_t, 3>& color) {
   if (image.width == image.height) return image;
   const int side = std::max(image.width, image.height);
   vision::Image out(side, side);
@@ -127,7 +131,8 @@ at::Tensor ImageProcessor::preprocess(const std::vector<vision::Image>& images) 
     vision::Image img = original;
     if (c.pad_mode == PadMode::MeanColor) {
       std::array<std::uint8_t, 3> color{};
-      for (int i = 0; i < 3; ++i) color[i] = static_cast<std::uint8_t>(static_cast<int>(c.image_mean[i] * 255));
+      for (int i = 0; i < 3; ++i)
+        color[i] = static_cast<std::uint8_t>(static_cast<int>(c.image_mean[i] * 255));
       img = expand_to_square(img, color);
     }
     if (c.do_resize) {

@@ -24,7 +24,8 @@ VisionConfig VisionConfig::from_config(const core::Config& c) {
   v.layer_norm_eps = c.get_float("layer_norm_eps", 1e-5);
   v.act = layers::parse_activation(c.get_string("hidden_act", "quick_gelu"),
                                    c.source() + ": vision_config.hidden_act");
-  if (v.hidden_size % v.num_heads != 0) c.fail("num_attention_heads", "does not divide hidden_size");
+  if (v.hidden_size % v.num_heads != 0)
+    c.fail("num_attention_heads", "does not divide hidden_size");
   if (v.image_size % v.patch_size != 0) c.fail("patch_size", "does not divide image_size");
   return v;
 }

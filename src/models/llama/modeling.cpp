@@ -71,12 +71,15 @@ std::unique_ptr<model::Model> CausalLM::load(const std::string& dir,
   layers::WeightLoader weights(core::Checkpoint::open(dir), options.dtype);
   auto model = std::make_unique<CausalLM>(raw, raw, qwen2, weights, decoder, options.dtype);
   for (const auto& name : weights.unused()) {
-    if (name != "lm_head.weight") GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
+    if (name != "lm_head.weight") {
+      GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
+    }
   }
   return model;
 }
 
-model::TokenLayout CausalLM::token_layout(const model::ForwardInputs& in, std::int64_t first) const {
+model::TokenLayout CausalLM::token_layout(const model::ForwardInputs& in,
+                                          std::int64_t first) const {
   const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   model::TokenLayout layout;
@@ -126,8 +129,9 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
   layers::DecoderOutput dec =
       decoder_->run(x, cos, sin, in.attention_mask, std::move(layout), state, run);
   const std::int64_t kept = dec.last_hidden_state.size(1);
-  out.logits = decoder_->lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
-                                                          : dec.last_hidden_state);
+  out.logits =
+      decoder_->lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
+                                                 : dec.last_hidden_state);
   if (options.hooks) options.hooks->on_logits(out.logits, prefill);
   out.hidden_states = std::move(dec.hidden_states);
   out.attentions = std::move(dec.attentions);

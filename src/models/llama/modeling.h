@@ -24,9 +24,8 @@ layers::DecoderConfig decoder_config(const core::Config& text, bool qwen2);
 class CausalLM : public model::Model {
  public:
   // `text` is the text config (the whole config.json for text-only models).
-  CausalLM(core::Config raw, const core::Config& text, bool qwen2,
-           layers::WeightLoader& weights, const layers::DecoderConfig& decoder,
-           c10::ScalarType dtype);
+  CausalLM(core::Config raw, const core::Config& text, bool qwen2, layers::WeightLoader& weights,
+           const layers::DecoderConfig& decoder, c10::ScalarType dtype);
 
   const std::string& architecture() const override { return architecture_; }
   const core::Config& config() const override { return raw_config_; }
@@ -50,12 +49,13 @@ class CausalLM : public model::Model {
   virtual at::Tensor embed(const model::ForwardInputs& inputs) const;
   // The layout of new tokens (all text here; LLaVA marks its image tokens). `first` is the
   // original index of the first one.
-  virtual model::TokenLayout token_layout(const model::ForwardInputs& inputs, std::int64_t first) const;
+  virtual model::TokenLayout token_layout(const model::ForwardInputs& inputs,
+                                          std::int64_t first) const;
   const layers::Decoder& decoder() const { return *decoder_; }
 
  private:
-  model::ForwardOutput run(const model::ForwardInputs& inputs,
-                           const model::ForwardOptions& options, model::DecodeState* state);
+  model::ForwardOutput run(const model::ForwardInputs& inputs, const model::ForwardOptions& options,
+                           model::DecodeState* state);
 
   core::Config raw_config_;
   std::string architecture_;

@@ -14,20 +14,22 @@ LlavaConfig LlavaConfig::from_config(const core::Config& c) {
   l.image_token_index = c.get_int("image_token_index", 32000);
   if (c.has("vision_feature_layer") && c.raw().at("vision_feature_layer").is_array()) {
     l.vision_feature_layers = c.get_int_list("vision_feature_layer");
-    if (l.vision_feature_layers.empty()) c.fail("vision_feature_layer", "expected at least one layer");
+    if (l.vision_feature_layers.empty())
+      c.fail("vision_feature_layer", "expected at least one layer");
   } else {
     l.vision_feature_layers = {c.get_int("vision_feature_layer", -2)};
   }
   l.vision_feature_select_strategy = c.get_string("vision_feature_select_strategy", "default");
   if (l.vision_feature_select_strategy != "default" && l.vision_feature_select_strategy != "full") {
-    c.fail("vision_feature_select_strategy", "expected default or full, found '" +
-                                                 l.vision_feature_select_strategy + "'");
+    c.fail("vision_feature_select_strategy",
+           "expected default or full, found '" + l.vision_feature_select_strategy + "'");
   }
   l.projector_act = layers::parse_activation(c.get_string("projector_hidden_act", "gelu"),
                                              c.source() + ": projector_hidden_act");
   l.projector_bias = c.get_bool("multimodal_projector_bias", true);
   const auto vision = c.find_section("vision_config");
-  l.vision = clip::VisionConfig::from_config(vision ? *vision : core::Config::parse("{}", c.source()));
+  l.vision =
+      clip::VisionConfig::from_config(vision ? *vision : core::Config::parse("{}", c.source()));
   // hidden_states has num_layers + 1 entries (0 = after pre_layrnorm); Python indexing.
   const std::int64_t n = l.vision.num_layers + 1;
   for (const auto layer : l.vision_feature_layers) {
@@ -49,8 +51,8 @@ LlavaForConditionalGeneration::LlavaForConditionalGeneration(
     : llama::CausalLM(std::move(raw), text, false, weights, decoder, dtype), llava_(llava) {
   vision_ = std::make_unique<clip::VisionTransformer>(weights, llava_.vision,
                                                       "vision_tower.vision_model.");
-  const std::int64_t in = llava_.vision.hidden_size *
-                          static_cast<std::int64_t>(llava_.vision_feature_layers.size());
+  const std::int64_t in =
+      llava_.vision.hidden_size * static_cast<std::int64_t>(llava_.vision_feature_layers.size());
   linear_1_ = layers::Linear::load(weights, "multi_modal_projector.linear_1", in,
                                    decoder.hidden_size, llava_.projector_bias);
   linear_2_ = layers::Linear::load(weights, "multi_modal_projector.linear_2", decoder.hidden_size,
@@ -81,7 +83,8 @@ std::unique_ptr<model::Model> LlavaForConditionalGeneration::load(
                                                                options.dtype);
   for (const auto& name : weights.unused()) {
     // post_layernorm is part of CLIP but not of LLaVA's features.
-    if (name.find("post_layernorm") == std::string::npos && name.find("lm_head") == std::string::npos) {
+    if (name.find("post_layernorm") == std::string::npos &&
+        name.find("lm_head") == std::string::npos) {
       GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
     }
   }
@@ -120,9 +123,8 @@ at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in) 
     }
     return x;
   }
-  const std::int64_t features = in.pixel_values.dim() == 4
-                                    ? in.pixel_values.size(0) * llava_.features_per_image()
-                                    : -1;
+  const std::int64_t features =
+      in.pixel_values.dim() == 4 ? in.pixel_values.size(0) * llava_.features_per_image() : -1;
   if (features >= 0 && tokens != features) {
     throw InputError("Image features and image tokens do not match: tokens: " +
                      std::to_string(tokens) + ", features " + std::to_string(features));
@@ -132,7 +134,7 @@ at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in) 
 }
 
 model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::ForwardInputs& in,
-                                                              std::int64_t first) const {
+                                                               std::int64_t first) const {
   model::TokenLayout layout = CausalLM::token_layout(in, first);
   if (first > 0) return layout;  // decode steps are text
   // Image tokens in order: image k / per_image, cell k % per_image on the patch grid (row-major;

@@ -15,7 +15,7 @@ namespace glimpse::models::llava {
 
 struct LlavaConfig {
   std::int64_t image_token_index = 32000;
-  std::vector<std::int64_t> vision_feature_layers{-2};  // an index or a list, as in the config
+  std::vector<std::int64_t> vision_feature_layers{-2};     // an index or a list, as in the config
   std::string vision_feature_select_strategy = "default";  // default (drop CLS) | full
   layers::Activation projector_act = layers::Activation::Gelu;
   bool projector_bias = true;
@@ -36,12 +36,12 @@ class LlavaForConditionalGeneration : public llama::CausalLM {
   static std::unique_ptr<model::Model> load(const std::string& dir,
                                             const model::LoadOptions& options);
   LlavaForConditionalGeneration(core::Config raw, const core::Config& text,
-                                layers::WeightLoader& weights,
-                                const layers::DecoderConfig& decoder, const LlavaConfig& llava,
-                                c10::ScalarType dtype);
+                                layers::WeightLoader& weights, const layers::DecoderConfig& decoder,
+                                const LlavaConfig& llava, c10::ScalarType dtype);
 
   // get_image_features: vision tower, selected layers, strategy, projector.
-  ImageFeatures image_features(const at::Tensor& pixel_values, bool output_attentions = false) const;
+  ImageFeatures image_features(const at::Tensor& pixel_values,
+                               bool output_attentions = false) const;
   const LlavaConfig& llava_config() const { return llava_; }
 
  protected:

@@ -23,7 +23,8 @@ WindowIndex get_window_index(const std::vector<std::array<std::int64_t, 3>>& gri
               ++count;
             }
           }
-          if (count > 0) out.cu_window_seqlens.push_back(out.cu_window_seqlens.back() + count * unit);
+          if (count > 0)
+            out.cu_window_seqlens.push_back(out.cu_window_seqlens.back() + count * unit);
         }
       }
     }

@@ -123,8 +123,8 @@ Qwen2VLConfig parse_config(const core::Config& root) {
     rope.fail("type", "unsupported rope type '" + type + "' (expected mrope or default)");
   }
   q.mrope_section = rope.get_int_list("mrope_section");
-  const std::int64_t sum = std::accumulate(q.mrope_section.begin(), q.mrope_section.end(),
-                                           std::int64_t{0});
+  const std::int64_t sum =
+      std::accumulate(q.mrope_section.begin(), q.mrope_section.end(), std::int64_t{0});
   if (q.mrope_section.size() != 3 || sum * 2 != t.head_dim ||
       std::any_of(q.mrope_section.begin(), q.mrope_section.end(),
                   [](std::int64_t s) { return s <= 0; })) {

@@ -15,10 +15,10 @@ namespace glimpse::models::qwen2_vl {
 struct VisionConfig {
   bool is_2_5 = false;  // Qwen2.5-VL: RMSNorm, SwiGLU, window attention
   std::int64_t depth = 32;
-  std::int64_t embed_dim = 1280;    // ViT width (Qwen2-VL `embed_dim`, Qwen2.5-VL `hidden_size`)
-  std::int64_t out_dim = 3584;      // merger output = LLM width
+  std::int64_t embed_dim = 1280;  // ViT width (Qwen2-VL `embed_dim`, Qwen2.5-VL `hidden_size`)
+  std::int64_t out_dim = 3584;    // merger output = LLM width
   std::int64_t num_heads = 16;
-  std::int64_t mlp_dim = 5120;      // Qwen2-VL: embed_dim * mlp_ratio; Qwen2.5-VL: intermediate_size
+  std::int64_t mlp_dim = 5120;  // Qwen2-VL: embed_dim * mlp_ratio; Qwen2.5-VL: intermediate_size
   layers::Activation act = layers::Activation::QuickGelu;
   std::int64_t in_channels = 3;
   std::int64_t patch_size = 14;

@@ -50,8 +50,8 @@ at::Tensor check_vision(const at::Tensor& pixels, const at::Tensor& grid, const 
 
 }  // namespace
 
-Qwen2VLForConditionalGeneration::Qwen2VLForConditionalGeneration(
-    const std::string& dir, const model::LoadOptions& options)
+Qwen2VLForConditionalGeneration::Qwen2VLForConditionalGeneration(const std::string& dir,
+                                                                 const model::LoadOptions& options)
     : raw_config_(core::Config::load((std::filesystem::path(dir) / "config.json").string())),
       config_(parse_config(raw_config_)),
       dtype_(options.dtype) {
@@ -66,15 +66,17 @@ Qwen2VLForConditionalGeneration::Qwen2VLForConditionalGeneration(
   decoder_ = std::make_unique<layers::Decoder>(weights, config_.text);
   const auto unused = weights.unused();
   for (const auto& name : unused) {
-    if (name != "lm_head.weight") GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
+    if (name != "lm_head.weight") {
+      GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";
+    }
   }
 }
 
 at::Tensor Qwen2VLForConditionalGeneration::encode_vision(const at::Tensor& pixel_values,
                                                           const at::Tensor& grid_thw,
                                                           VisionTrace* trace) const {
-  const at::Tensor g = check_vision(pixel_values, grid_thw, config_.vision, "pixel_values",
-                                    "image_grid_thw");
+  const at::Tensor g =
+      check_vision(pixel_values, grid_thw, config_.vision, "pixel_values", "image_grid_thw");
   return vision_->forward(pixel_values, g, trace);
 }
 
@@ -97,16 +99,16 @@ at::Tensor Qwen2VLForConditionalGeneration::embed(const model::ForwardInputs& in
     const std::int64_t features = pixels.size(0) / unit;
     if (tokens != features) {
       throw InputError(std::string(kind) + " features and " + kind +
-                       " tokens do not match: tokens: " + std::to_string(tokens) +
-                       ", features " + std::to_string(features));
+                       " tokens do not match: tokens: " + std::to_string(tokens) + ", features " +
+                       std::to_string(features));
     }
     const at::Tensor feats = vision_->forward(pixels, g).to(x.scalar_type());
     x = x.masked_scatter(mask.unsqueeze(-1).expand_as(x), feats);
   };
   scatter(in.pixel_values, in.image_grid_thw, config_.image_token_id, "pixel_values",
           "image_grid_thw", "Image");
-  scatter(in.pixel_values_videos, in.video_grid_thw, config_.video_token_id,
-          "pixel_values_videos", "video_grid_thw", "Video");
+  scatter(in.pixel_values_videos, in.video_grid_thw, config_.video_token_id, "pixel_values_videos",
+          "video_grid_thw", "Video");
   return x;
 }
 

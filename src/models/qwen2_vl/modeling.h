@@ -41,8 +41,8 @@ class Qwen2VLForConditionalGeneration : public model::Model {
   const Qwen2VLConfig& qwen_config() const { return config_; }
 
  private:
-  model::ForwardOutput run(const model::ForwardInputs& inputs,
-                           const model::ForwardOptions& options, model::DecodeState* state);
+  model::ForwardOutput run(const model::ForwardInputs& inputs, const model::ForwardOptions& options,
+                           model::DecodeState* state);
   // Embeddings with image and video features scattered into their placeholder positions.
   at::Tensor embed(const model::ForwardInputs& inputs) const;
 

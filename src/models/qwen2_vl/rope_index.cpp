@@ -14,7 +14,8 @@ std::vector<Grid> grids_of(const at::Tensor& t) {
   if (!t.defined()) return out;
   const at::Tensor c = t.to(at::kLong).contiguous();
   const auto* p = c.data_ptr<std::int64_t>();
-  for (std::int64_t i = 0; i < c.size(0); ++i) out.push_back({p[3 * i], p[3 * i + 1], p[3 * i + 2]});
+  for (std::int64_t i = 0; i < c.size(0); ++i)
+    out.push_back({p[3 * i], p[3 * i + 1], p[3 * i + 2]});
   return out;
 }
 
@@ -26,8 +27,8 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
   const std::int64_t b = input_ids.size(0), s = input_ids.size(1);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   const at::Tensor ids = input_ids.to(at::kLong).contiguous();
-  const at::Tensor mask = attention_mask.defined() ? attention_mask.to(at::kLong).contiguous()
-                                                   : at::ones({b, s}, i64);
+  const at::Tensor mask =
+      attention_mask.defined() ? attention_mask.to(at::kLong).contiguous() : at::ones({b, s}, i64);
   RopeIndex out;
   out.position_ids = at::ones({3, b, s}, i64);
   out.rope_deltas = at::zeros({b, 1}, i64);
@@ -88,7 +89,8 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
       for (std::int64_t n = 0; n < image_nums + video_nums; ++n) {
         auto find_from = [&](std::int64_t id, std::int64_t remain) {
           if (remain <= 0) return tokens.size() + 1;
-          const auto it = std::find(tokens.begin() + static_cast<std::ptrdiff_t>(st), tokens.end(), id);
+          const auto it =
+              std::find(tokens.begin() + static_cast<std::ptrdiff_t>(st), tokens.end(), id);
           return it == tokens.end() ? tokens.size() + 1
                                     : static_cast<std::size_t>(it - tokens.begin());
         };
@@ -126,7 +128,8 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
           if (config.vision.is_2_5) {
             // Qwen2.5-VL: (arange(t) * second_per_grid_t * tokens_per_second).long(), in fp32;
             // images use second_per_grid_t = 0.
-            const float scaled = static_cast<float>(t) * static_cast<float>(is_video ? second : 0.0) *
+            const float scaled = static_cast<float>(t) *
+                                 static_cast<float>(is_video ? second : 0.0) *
                                  static_cast<float>(config.vision.tokens_per_second);
             tp = static_cast<std::int64_t>(scaled);
           }
@@ -162,7 +165,8 @@ RopeIndex get_rope_index(const Qwen2VLConfig& config, const at::Tensor& input_id
       for (int a = 0; a < 3; ++a) grid_out[at_slot * 3 + a] = meta[j][2 + a];
     }
     // The reference's text-only path fills padding with 1 and takes max over all slots.
-    if (text_only && p.size() < static_cast<std::size_t>(s)) max_pos = std::max<std::int64_t>(max_pos, 1);
+    if (text_only && p.size() < static_cast<std::size_t>(s))
+      max_pos = std::max<std::int64_t>(max_pos, 1);
     deltas[row] = max_pos + 1 - s;
   }
   lay.positions = out.position_ids;

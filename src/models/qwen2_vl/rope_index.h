@@ -11,8 +11,8 @@
 namespace glimpse::models::qwen2_vl {
 
 struct RopeIndex {
-  at::Tensor position_ids;  // [3, B, S] int64; padded slots hold 1, as in the reference
-  at::Tensor rope_deltas;   // [B, 1] int64: max position + 1 - S
+  at::Tensor position_ids;    // [3, B, S] int64; padded slots hold 1, as in the reference
+  at::Tensor rope_deltas;     // [B, 1] int64: max position + 1 - S
   model::TokenLayout layout;  // modality, media index and grid of every token
 };
 

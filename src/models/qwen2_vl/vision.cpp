@@ -121,7 +121,8 @@ at::Tensor VisionTransformer::forward(const at::Tensor& pixel_values, const at::
   std::vector<std::array<std::int64_t, 3>> grids;
   const at::Tensor g = grid_thw.to(at::kLong).contiguous();
   const auto* gp = g.data_ptr<std::int64_t>();
-  for (std::int64_t i = 0; i < g.size(0); ++i) grids.push_back({gp[3 * i], gp[3 * i + 1], gp[3 * i + 2]});
+  for (std::int64_t i = 0; i < g.size(0); ++i)
+    grids.push_back({gp[3 * i], gp[3 * i + 1], gp[3 * i + 2]});
 
   const auto dtype = patch_weight_.scalar_type();
   at::Tensor x = at::linear(pixel_values.to(dtype), patch_weight_);

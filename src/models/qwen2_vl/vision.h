@@ -40,7 +40,7 @@ class VisionTransformer {
     layers::LayerNorm ln1, ln2;  // Qwen2-VL
     layers::RMSNorm rms1, rms2;  // Qwen2.5-VL
     layers::Linear qkv, proj;
-    layers::Linear fc1, fc2;                   // Qwen2-VL MLP
+    layers::Linear fc1, fc2;                       // Qwen2-VL MLP
     layers::Linear gate_proj, up_proj, down_proj;  // Qwen2.5-VL MLP
   };
 

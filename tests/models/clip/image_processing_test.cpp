@@ -91,8 +91,8 @@ TEST(ClipImageProcessingGolden, ReproducesTheFixturePixelValues) {
     std::vector<vision::Image> images;
     for (const auto& f : files) images.push_back(vision::load_image(root + "/images/" + f));
     const at::Tensor got = p.preprocess(images);
-    const auto ref = core::SafetensorsFile::open(root + "/tiny-llava-1.5/cases/" + name +
-                                                 ".inputs.safetensors");
+    const auto ref =
+        core::SafetensorsFile::open(root + "/tiny-llava-1.5/cases/" + name + ".inputs.safetensors");
     const at::Tensor want = core::load_tensor(ref, "pixel_values");
     ASSERT_EQ(got.sizes(), want.sizes()) << name;
     const double worst = (got - want).abs().max().item<double>();
@@ -115,10 +115,13 @@ TEST(ClipPreprocessCliGolden, LlavaPreprocessWritesTheFixturePixelValues) {
                                 root + "/images/image_b_97x131.png", "--out", dir.file("p.st")});
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto got = core::SafetensorsFile::open(dir.file("p.st"));
-  const auto ref = core::SafetensorsFile::open(root + "/tiny-llava-1.5/cases/two_images.inputs.safetensors");
-  EXPECT_TRUE(at::equal(core::load_tensor(got, "pixel_values"), core::load_tensor(ref, "pixel_values")));
-  const auto bad = test::run_cli({"preprocess", "--model", root + "/tiny-llava-1.5/model", "--frames",
-                                  root + "/images/video_frame0_70x56.png", "--out", dir.file("v.st")});
+  const auto ref =
+      core::SafetensorsFile::open(root + "/tiny-llava-1.5/cases/two_images.inputs.safetensors");
+  EXPECT_TRUE(
+      at::equal(core::load_tensor(got, "pixel_values"), core::load_tensor(ref, "pixel_values")));
+  const auto bad =
+      test::run_cli({"preprocess", "--model", root + "/tiny-llava-1.5/model", "--frames",
+                     root + "/images/video_frame0_70x56.png", "--out", dir.file("v.st")});
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
 }
 

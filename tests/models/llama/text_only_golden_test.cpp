@@ -73,9 +73,9 @@ TEST(TextOnlyGolden, LlavaTextPathEqualsLlamaForCausalLM) {
   auto config = nlohmann::json::parse(std::ifstream(vlm + "/config.json")).at("text_config");
   config["architectures"] = {"LlamaForCausalLM"};
   test::TempDir dir;
-  make_text_checkpoint(vlm, dir.path().string(),
-                       {{"language_model.model.", "model."}, {"language_model.lm_head.", "lm_head."}},
-                       config);
+  make_text_checkpoint(
+      vlm, dir.path().string(),
+      {{"language_model.model.", "model."}, {"language_model.lm_head.", "lm_head."}}, config);
   expect_same_text_path(vlm, dir.path().string(), text_ids("tiny-llava-1.5"));
 }
 

@@ -36,7 +36,8 @@ TEST_P(LlavaGolden, VisionTowerAndFeaturesMatch) {
   const ImageFeatures f = model().image_features(in.pixel_values, /*output_attentions=*/true);
   for (std::size_t i = 0; i < f.vision.hidden_states.size(); ++i) {
     const std::string name = "clip.hidden_states." + std::to_string(i);
-    EXPECT_TRUE(all_close(f.vision.hidden_states[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
+    EXPECT_TRUE(
+        all_close(f.vision.hidden_states[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
   }
   for (std::size_t i = 0; i < f.vision.attentions.size(); ++i) {
     const std::string name = "clip.attentions." + std::to_string(i);

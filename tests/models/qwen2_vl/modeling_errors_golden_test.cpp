@@ -16,7 +16,9 @@ namespace glimpse::model {
 namespace {
 namespace fs = std::filesystem;
 
-std::string fixture(const std::string& rel) { return test::fixtures_dir() + "/" + rel; }
+std::string fixture(const std::string& rel) {
+  return test::fixtures_dir() + "/" + rel;
+}
 
 ForwardInputs load_case(const std::string& model, const std::string& name) {
   return read_forward_inputs(fixture(model + "/cases/" + name + ".inputs.safetensors"));
@@ -39,7 +41,8 @@ TEST(QwenInputErrorsGolden, BadInputsNameTheTensor) {
   ForwardInputs in = good;  // one placeholder token too many
   in.input_ids = good.input_ids.clone();
   in.input_ids.index_put_({0, 0}, 1012);
-  EXPECT_NE(input_error(*m, in).find("tokens do not match: tokens: 10, features 9"), std::string::npos);
+  EXPECT_NE(input_error(*m, in).find("tokens do not match: tokens: 10, features 9"),
+            std::string::npos);
 
   in = good;  // a grid not divisible by the merge size
   in.image_grid_thw = at::tensor({1, 6, 6}, at::kLong).view({1, 3});
@@ -123,7 +126,8 @@ TEST(QwenBf16Golden, AgreesWithFp32) {
     LoadOptions opts;
     opts.dtype = at::kBFloat16;
     auto b16 = load_model(fixture(model + "/model"), opts);
-    for (const std::string name : {"image_a", "two_images", "text_only", "video", "batch_left_pad"}) {
+    for (const std::string name :
+         {"image_a", "two_images", "text_only", "video", "batch_left_pad"}) {
       const ForwardInputs in = load_case(model, name);
       const at::Tensor a = f32->forward(in, {}).logits;
       const at::Tensor b = b16->forward(in, {}).logits.to(at::kFloat);
@@ -142,7 +146,8 @@ TEST(QwenBf16Golden, AgreesWithFp32) {
       std::printf("%s %s: max |logit diff| %.4f, argmax agreement %.3f, largest gap flipped %.4f\n",
                   model.c_str(), name.c_str(), worst, frac,
                   flipped.numel() ? flipped.max().item<double>() : 0.0);
-      EXPECT_TRUE(flipped.numel() == 0 || flipped.max().item<double>() < 0.05) << model << " " << name;
+      EXPECT_TRUE(flipped.numel() == 0 || flipped.max().item<double>() < 0.05)
+          << model << " " << name;
     }
   }
 }

@@ -63,14 +63,14 @@ TEST_P(QwenForwardGolden, VisionTowerMatches) {
     const at::Tensor& grid = kind == "image" ? in.image_grid_thw : in.video_grid_thw;
     VisionTrace trace;
     const at::Tensor embeds = model().encode_vision(pixels, grid, &trace);
-    EXPECT_TRUE(all_close(trace.patch_embed, core::load_tensor(ref, kind + ".patch_embed"), 1e-4, 1e-4,
-                      kind + ".patch_embed"));
+    EXPECT_TRUE(all_close(trace.patch_embed, core::load_tensor(ref, kind + ".patch_embed"), 1e-4,
+                          1e-4, kind + ".patch_embed"));
     for (std::size_t i = 0; i < trace.blocks.size(); ++i) {
       const std::string name = kind + ".block" + std::to_string(i);
       EXPECT_TRUE(all_close(trace.blocks[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
     }
-    EXPECT_TRUE(all_close(embeds, core::load_tensor(ref, kind + ".embeds"), 1e-4, 1e-4,
-                      kind + ".embeds"));
+    EXPECT_TRUE(
+        all_close(embeds, core::load_tensor(ref, kind + ".embeds"), 1e-4, 1e-4, kind + ".embeds"));
   }
 }
 
@@ -92,7 +92,8 @@ TEST_P(QwenForwardGolden, ForwardMatches) {
     EXPECT_TRUE(all_close(out.hidden_states[i], core::load_tensor(ref, name), 1e-4, 1e-4, name));
   }
   EXPECT_TRUE(all_close(out.last_layer_output_prenorm,
-                    core::load_tensor(ref, "last_layer_output_prenorm"), 1e-4, 1e-4, "prenorm"));
+                        core::load_tensor(ref, "last_layer_output_prenorm"), 1e-4, 1e-4,
+                        "prenorm"));
   ASSERT_EQ(out.attentions.size(), 3u);
   for (std::size_t i = 0; i < out.attentions.size(); ++i) {
     const std::string name = "attentions." + std::to_string(i);
@@ -108,16 +109,19 @@ TEST_P(QwenForwardGolden, GreedyGenerationMatches) {
   const auto result = generate::generate(model(), inputs(), config);
   const auto ref = core::SafetensorsFile::open(file("generate"));
   EXPECT_TRUE(at::equal(result.new_tokens, core::load_tensor(ref, "new_tokens")))
-      << result.new_tokens << "\nexpected\n" << core::load_tensor(ref, "new_tokens");
+      << result.new_tokens << "\nexpected\n"
+      << core::load_tensor(ref, "new_tokens");
   EXPECT_TRUE(at::equal(result.sequences, core::load_tensor(ref, "sequences")));
   const at::Tensor step_logits = at::stack(result.step_logits, 1);
-  EXPECT_TRUE(all_close(step_logits, core::load_tensor(ref, "step_logits"), 1e-4, 1e-4, "step_logits"));
+  EXPECT_TRUE(
+      all_close(step_logits, core::load_tensor(ref, "step_logits"), 1e-4, 1e-4, "step_logits"));
 }
 
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
   for (const std::string model : {"tiny-qwen2-vl", "tiny-qwen2.5-vl"}) {
-    for (const std::string name : {"image_a", "two_images", "text_only", "video", "batch_left_pad"}) {
+    for (const std::string name :
+         {"image_a", "two_images", "text_only", "video", "batch_left_pad"}) {
       cases.push_back({model, name});
     }
   }

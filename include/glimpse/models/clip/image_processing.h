@@ -51,7 +51,8 @@ std::array<std::int64_t, 2> shortest_edge_size(std::int64_t height, std::int64_t
                                                std::int64_t shortest_edge);
 
 // expand2square: the image centred on a square of side max(w, h) filled with `color`.
-vision::Image expand_to_square(const vision::Image& image, const std::array<std::uint8_t, 3>& color);
+vision::Image expand_to_square(const vision::Image& image,
+                               const std::array<std::uint8_t, 3>& color);
 
 // image_transforms.center_crop, padding with zeros when the image is smaller than the crop.
 vision::Image center_crop(const vision::Image& image, std::int64_t height, std::int64_t width);
