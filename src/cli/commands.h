@@ -16,5 +16,7 @@ void add_generate_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_detokenize_command(CLI::App& app);
+void add_init_random_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace glimpse::cli

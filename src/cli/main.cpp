@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
   glimpse::cli::add_preprocess_command(app);
   glimpse::cli::add_tokenize_command(app);
   glimpse::cli::add_detokenize_command(app);
+  glimpse::cli::add_init_random_command(app);
+  glimpse::cli::add_bench_command(app);
 
   try {
     app.parse(argc, argv);

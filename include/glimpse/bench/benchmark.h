@@ -1,0 +1,86 @@
+#pragma once
+
+// `glimpse bench`: times vision encoding, prefill and decode of a loaded model on synthetic
+// inputs of a chosen size, and relates them to the machine's measured GEMM peak and memory
+// bandwidth. Only the public model API is used (plus the vision entry points of the Qwen2-VL
+// and LLaVA classes for the vision time), so the figures are what a user of the library gets.
+
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "glimpse/bench/machine_limits.h"
+#include "glimpse/model/model.h"
+
+namespace glimpse::bench {
+
+struct BenchOptions {
+  // Qwen: merged visual tokens (a grid (1, 2h, 2w) with h*w = N, h and w near square); 0 for
+  // none; -1 for 1024 (or what --image-size gives). LLaVA: fixed by the config (576 for 1.5-7B);
+  // -1 or that number. Text-only models: -1 or 0.
+  std::int64_t visual_tokens = -1;
+  // Qwen: an image of this size, resized by the image processor's smart_resize (default
+  // min/max_pixels); overrides visual_tokens.
+  std::int64_t image_width = 0, image_height = 0;
+  // Text tokens of the prompt, counting <|vision_start|> and <|vision_end|>.
+  std::int64_t text_tokens = 64;
+  std::int64_t new_tokens = 16;
+  int warmup = 1;
+  int repeat = 3;
+  bool machine_limits = true;  // measure GEMM peak and bandwidth
+  bool profile = false;        // time the ops of one decoder layer at the prefill/decode shapes
+};
+
+// One op of a decoder layer timed in isolation (see profile_decoder_layer).
+struct OpTime {
+  std::string phase;  // "prefill" or "decode"
+  std::string op;
+  double ms = 0;  // per layer (median of repeats)
+};
+
+struct BenchResult {
+  std::string architecture, family, dtype;
+  int threads = 0;
+  // Shape
+  std::int64_t visual_tokens = 0, text_tokens = 0, prefill_tokens = 0, new_tokens = 0;
+  std::int64_t vision_patches = 0;
+  std::vector<std::int64_t> image_grid_thw;        // Qwen
+  std::int64_t image_width = 0, image_height = 0;  // the (resized) image the grid stands for
+  // Model
+  std::int64_t llm_parameters = 0, vision_parameters = 0, weight_bytes = 0;
+  // Timings (ms, median of repeats)
+  double init_ms = 0, load_ms = 0;
+  double vision_ms = 0;             // vision tower (+ merger / projector) alone
+  double prefill_ms = 0;            // the whole prefill forward_cached, vision included
+  double llm_prefill_ms = 0;        // the same prompt, text in place of the image: the LLM alone
+  double prefill_tokens_per_s = 0;  // prefill_tokens / prefill_ms
+  double decode_ms_per_token = 0, decode_tokens_per_s = 0;
+  std::vector<double> prefill_ms_runs, vision_ms_runs, decode_ms_runs, llm_prefill_ms_runs;
+  // Memory
+  std::int64_t peak_rss_bytes = 0, kv_bytes = 0;
+  // Work
+  double prefill_flops = 0;           // LLM prefill, see docs/PERFORMANCE.md
+  double decode_bytes_per_token = 0;  // weights + mean KV read per decode step
+  // Machine
+  std::vector<GemmResult> gemm;
+  double gemm_peak_gflops = 0, mem_bandwidth_gbs = 0;
+  double prefill_flops_utilization = 0, decode_bandwidth_utilization = 0;
+  std::vector<OpTime> profile;
+};
+
+// Runs the benchmark on `model`. Throws InputError for sizes the model cannot take.
+BenchResult run_benchmark(model::Model& model, const BenchOptions& options);
+
+// One-line JSON object with every field above and system_info().
+std::string to_json(const BenchResult& result);
+// A human-readable report.
+std::string to_text(const BenchResult& result);
+
+// Current and peak resident set size of this process, in bytes.
+std::int64_t current_rss_bytes();
+std::int64_t peak_rss_bytes();
+
+}  // namespace glimpse::bench

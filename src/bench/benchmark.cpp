@@ -1,0 +1,511 @@
+#include "glimpse/bench/benchmark.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "bench/internal.h"
+#include "glimpse/bench/random_checkpoint.h"
+#include "glimpse/core/error.h"
+#include "glimpse/core/system.h"
+#include "glimpse/models/qwen2_vl/image_processing.h"
+#include "models/llava/modeling.h"
+#include "models/qwen2_vl/modeling.h"
+
+namespace glimpse::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string dtype_name(c10::ScalarType t) {
+  return t == at::kBFloat16 ? "bf16" : "f32";
+}
+
+// The most square h x w with h * w = n (h <= w).
+std::pair<std::int64_t, std::int64_t> near_square(std::int64_t n) {
+  std::int64_t h = static_cast<std::int64_t>(std::sqrt(static_cast<double>(n)));
+  while (h > 1 && n % h != 0) --h;
+  return {h, n / h};
+}
+
+// Text token ids that are no placeholder: small ids, away from the specials of every family.
+at::Tensor text_ids(std::int64_t n, std::int64_t vocab) {
+  const std::int64_t range = std::max<std::int64_t>(std::min<std::int64_t>(vocab, 256) - 16, 1);
+  return (at::arange(n, at::TensorOptions().dtype(at::kLong)) * 7 + 3).remainder(range) + 3;
+}
+
+struct Synthetic {
+  model::ForwardInputs inputs;
+  // The same prompt length with text in place of the image and no pixels: the LLM part of the
+  // prefill timed on its own (a difference of two noisy timings can come out negative).
+  model::ForwardInputs text_only;
+  std::function<void()> run_vision;  // the vision tower alone; empty for text-only models
+};
+
+Synthetic make_inputs(model::Model& m, const BenchOptions& o, BenchResult& r) {
+  Synthetic s;
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  const std::int64_t vocab = m.vocab_size();
+  if (o.text_tokens < 0) throw InputError("--text-tokens: expected >= 0");
+  if (auto* qwen = dynamic_cast<models::qwen2_vl::Qwen2VLForConditionalGeneration*>(&m)) {
+    const auto& q = qwen->qwen_config();
+    const std::int64_t merge = q.vision.spatial_merge_size;
+    std::int64_t gh = 0, gw = 0;  // patch grid
+    if (o.image_width > 0 || o.image_height > 0) {
+      const std::int64_t factor = q.vision.patch_size * merge;
+      const auto hw =
+          models::qwen2_vl::smart_resize(o.image_height, o.image_width, factor, 3136, 12845056);
+      r.image_height = hw.height;
+      r.image_width = hw.width;
+      gh = hw.height / q.vision.patch_size;
+      gw = hw.width / q.vision.patch_size;
+    } else {
+      const std::int64_t n = o.visual_tokens < 0 ? 1024 : o.visual_tokens;
+      if (n > 0) {
+        const auto [h, w] = near_square(n);
+        gh = h * merge;
+        gw = w * merge;
+        r.image_height = gh * q.vision.patch_size;
+        r.image_width = gw * q.vision.patch_size;
+      }
+    }
+    const std::int64_t visual = gh * gw / (merge * merge);
+    r.visual_tokens = visual;
+    if (visual == 0) {
+      s.inputs.input_ids = text_ids(std::max<std::int64_t>(o.text_tokens, 1), vocab).view({1, -1});
+      r.text_tokens = s.inputs.input_ids.size(1);
+      return s;
+    }
+    if (o.text_tokens < 2) {
+      throw InputError(
+          "--text-tokens: at least 2 with an image (<|vision_start|>, <|vision_end|>)");
+    }
+    const std::int64_t before = (o.text_tokens - 2) / 2, after = o.text_tokens - 2 - before;
+    const std::int64_t vision_end =
+        m.config().get_int("vision_end_token_id", q.vision_start_token_id + 1);
+    s.inputs.input_ids =
+        at::cat({text_ids(before, vocab), at::full({1}, q.vision_start_token_id, i64),
+                 at::full({visual}, q.image_token_id, i64), at::full({1}, vision_end, i64),
+                 text_ids(after, vocab)})
+            .view({1, -1});
+    r.text_tokens = o.text_tokens;
+    r.vision_patches = gh * gw;
+    r.image_grid_thw = {1, gh, gw};
+    s.inputs.image_grid_thw = at::tensor(r.image_grid_thw, i64).view({1, 3});
+    s.inputs.pixel_values = at::randn({gh * gw, q.vision.patch_dim()});
+    s.text_only.input_ids = text_ids(s.inputs.input_ids.size(1), vocab).view({1, -1});
+    const at::Tensor pixels = s.inputs.pixel_values, grid = s.inputs.image_grid_thw;
+    s.run_vision = [qwen, pixels, grid] { (void)qwen->encode_vision(pixels, grid); };
+    return s;
+  }
+  if (auto* llava = dynamic_cast<models::llava::LlavaForConditionalGeneration*>(&m)) {
+    const auto& l = llava->llava_config();
+    const std::int64_t features = l.features_per_image();
+    if (o.image_width > 0 || o.image_height > 0) {
+      throw InputError("--image-size: LLaVA images are always " +
+                       std::to_string(l.vision.image_size) + "x" +
+                       std::to_string(l.vision.image_size));
+    }
+    if (o.visual_tokens >= 0 && o.visual_tokens != features) {
+      throw InputError("--visual-tokens: this LLaVA model takes " + std::to_string(features) +
+                       " tokens per image, found " + std::to_string(o.visual_tokens));
+    }
+    const std::int64_t before = o.text_tokens / 2, after = o.text_tokens - before;
+    s.inputs.input_ids =
+        at::cat({text_ids(before, vocab), at::full({features}, l.image_token_index, i64),
+                 text_ids(after, vocab)})
+            .view({1, -1});
+    r.visual_tokens = features;
+    r.text_tokens = o.text_tokens;
+    r.vision_patches = l.vision.num_patches();
+    r.image_height = r.image_width = l.vision.image_size;
+    const std::int64_t size = l.vision.image_size;
+    s.inputs.pixel_values = at::randn({1, l.vision.num_channels, size, size});
+    s.text_only.input_ids = text_ids(s.inputs.input_ids.size(1), vocab).view({1, -1});
+    const at::Tensor pixels = s.inputs.pixel_values;
+    s.run_vision = [llava, pixels] { (void)llava->image_features(pixels); };
+    return s;
+  }
+  if (o.visual_tokens > 0 || o.image_width > 0 || o.image_height > 0) {
+    throw InputError("--visual-tokens/--image-size: " + m.architecture() + " takes no images");
+  }
+  s.inputs.input_ids = text_ids(std::max<std::int64_t>(o.text_tokens, 1), vocab).view({1, -1});
+  r.text_tokens = s.inputs.input_ids.size(1);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One decoder layer's ops in isolation, written like layers/decoder.cpp and layers/modules.cpp
+// run them, so that the split of a layer's time between ops can be read without timers in the
+// model code.
+
+double time_op(const std::function<void()>& f, int repeat) {
+  f();  // warm-up
+  std::vector<double> t;
+  for (int i = 0; i < std::max(1, repeat); ++i) {
+    const auto t0 = Clock::now();
+    f();
+    t.push_back(ms_since(t0));
+  }
+  return median(t);
+}
+
+std::vector<OpTime> profile_layer(const layers::DecoderConfig& c, c10::ScalarType dtype,
+                                  const std::string& phase, std::int64_t s, std::int64_t t,
+                                  int repeat) {
+  const auto opts = at::TensorOptions().dtype(dtype);
+  const std::int64_t h = c.hidden_size, d = c.head_dim, heads = c.num_heads, kvh = c.num_kv_heads,
+                     q_dim = heads * d, kv_dim = kvh * d, inter = c.intermediate_size,
+                     rep = heads / kvh;
+  auto w = [&](std::int64_t out, std::int64_t in) { return at::randn({out, in}, opts) * 0.02; };
+  const at::Tensor x = at::randn({1, s, h}, opts), gain = at::ones({h}, opts);
+  const at::Tensor wq = w(q_dim, h), wk = w(kv_dim, h), wv = w(kv_dim, h), wo = w(h, q_dim);
+  const at::Tensor bq = at::zeros({q_dim}, opts), bkv = at::zeros({kv_dim}, opts);
+  const at::Tensor wg = w(inter, h), wu = w(inter, h), wd = w(h, inter);
+  const at::Tensor q = at::randn({1, heads, s, d}, opts), k = at::randn({1, kvh, t, d}, opts),
+                   v = at::randn({1, kvh, t, d}, opts);
+  const at::Tensor cos = at::randn({1, 1, s, d}, opts), sin = at::randn({1, 1, s, d}, opts);
+  at::Tensor mask;
+  if (s > 1) {
+    mask = at::zeros({1, 1, s, t}, opts)
+               .masked_fill_(at::ones({s, t}, at::TensorOptions().dtype(at::kBool)).triu(t - s + 1),
+                             -1e30);
+  }
+  const at::Tensor scores = at::randn({1, heads, s, t}, opts);
+  const at::Tensor probs = at::softmax(scores, -1);
+  const at::Tensor attn_out = at::randn({1, s, q_dim}, opts);
+  const at::Tensor gate = at::randn({1, s, inter}, opts), up = at::randn({1, s, inter}, opts);
+  auto rotate_half = [](const at::Tensor& a) {
+    const std::int64_t half = a.size(-1) / 2;
+    return at::cat({-a.narrow(-1, half, half), a.narrow(-1, 0, half)}, -1);
+  };
+  const double scale = std::sqrt(static_cast<double>(d));
+  std::vector<std::pair<std::string, std::function<void()>>> ops = {
+      {"rms_norm x2",
+       [&] {
+         for (int i = 0; i < 2; ++i) {
+           const at::Tensor f = x.to(at::kFloat);
+           (void)(gain * (f * at::rsqrt(f.pow(2).mean(-1, true) + 1e-6)).to(dtype));
+         }
+       }},
+      {"q/k/v proj",
+       [&] {
+         (void)at::linear(x, wq, bq);
+         (void)at::linear(x, wk, bkv);
+         (void)at::linear(x, wv, bkv);
+       }},
+      {"rope q,k",
+       [&] {
+         (void)(q * cos + rotate_half(q) * sin);
+         const at::Tensor kn = k.narrow(2, t - s, s);
+         (void)(kn * cos + rotate_half(kn) * sin);
+       }},
+      {"scores q.k^T (+scale, mask)",
+       [&] {
+         at::Tensor sc =
+             at::matmul(q.reshape({1, kvh, rep * s, d}), k.transpose(2, 3)).view({1, heads, s, t}) /
+             scale;
+         if (mask.defined()) sc = sc + mask;
+       }},
+      {"softmax (fp32) + cast", [&] { (void)at::softmax(scores, -1, at::kFloat).to(dtype); }},
+      {"probs.v",
+       [&] {
+         (void)at::matmul(probs.view({1, kvh, rep * s, t}), v)
+             .view({1, heads, s, d})
+             .transpose(1, 2)
+             .reshape({1, s, q_dim});
+       }},
+      {"o proj", [&] { (void)at::linear(attn_out, wo); }},
+      {"gate+up proj",
+       [&] {
+         (void)at::linear(x, wg);
+         (void)at::linear(x, wu);
+       }},
+      {"silu(gate)*up", [&] { (void)(at::silu(gate) * up); }},
+      {"down proj", [&] { (void)at::linear(up, wd); }},
+      {"residual adds x2",
+       [&] {
+         (void)(x + x);
+         (void)(x + x);
+       }},
+  };
+  std::vector<OpTime> out;
+  for (const auto& [name, f] : ops) out.push_back({phase, name, time_op(f, repeat)});
+  return out;
+}
+
+}  // namespace
+
+std::int64_t current_rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  std::int64_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<std::int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // kilobytes on Linux
+}
+
+BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
+  if (o.new_tokens < 0) throw InputError("--new-tokens: expected >= 0");
+  if (o.repeat < 1) throw InputError("--repeat: expected >= 1");
+  if (o.warmup < 0) throw InputError("--warmup: expected >= 0");
+  BenchResult r;
+  r.architecture = m.architecture();
+  r.family = family_name(detect_family(m.config()));
+  r.dtype = dtype_name(m.dtype());
+  r.threads = at::get_num_threads();
+  r.new_tokens = o.new_tokens;
+
+  // Parameter counts and the LLM's weight bytes from the same tensor list init-random writes.
+  const auto specs = checkpoint_tensors(m.config());
+  const layers::DecoderConfig dc = text_decoder_config(m.config());
+  const std::int64_t esize = m.dtype() == at::kBFloat16 ? 2 : 4;
+  double llm_matrix_params = 0;  // the linear layers every token goes through
+  double llm_read_params = 0;    // what one decode step reads: all LLM weights but the embedding
+  for (const auto& s : specs) {
+    if (s.language_model) {
+      r.llm_parameters += s.numel();
+      const bool embed = s.name.find("embed_tokens") != std::string::npos;
+      const bool head = s.name.find("lm_head") != std::string::npos;
+      if (s.shape.size() == 2 && !embed && !head) llm_matrix_params += s.numel();
+      if (!embed) llm_read_params += s.numel();
+    } else {
+      r.vision_parameters += s.numel();
+    }
+  }
+  const double head_params = static_cast<double>(dc.vocab_size) * dc.hidden_size;
+  if (dc.tie_word_embeddings) llm_read_params += head_params;  // lm_head is the embedding
+  r.weight_bytes = (r.llm_parameters + r.vision_parameters) * esize;
+
+  Synthetic syn = make_inputs(m, o, r);
+  const std::int64_t seq = syn.inputs.input_ids.size(1);
+  r.prefill_tokens = seq;
+
+  model::ForwardOptions fo;
+  fo.last_logits_only = true;
+  auto one_run = [&](bool record) {
+    if (syn.run_vision) {
+      const auto t0 = Clock::now();
+      syn.run_vision();
+      if (record) r.vision_ms_runs.push_back(ms_since(t0));
+    }
+    model::DecodeState state = m.new_state(1);
+    auto t0 = Clock::now();
+    model::ForwardOutput out = m.forward_cached(syn.inputs, fo, state);
+    at::Tensor next = out.logits.select(1, out.logits.size(1) - 1).argmax(-1).view({1, 1});
+    if (record) r.prefill_ms_runs.push_back(ms_since(t0));
+    t0 = Clock::now();
+    for (std::int64_t i = 0; i < o.new_tokens; ++i) {
+      model::ForwardInputs step;
+      step.input_ids = next;
+      out = m.forward_cached(step, fo, state);
+      next = out.logits.select(1, out.logits.size(1) - 1).argmax(-1).view({1, 1});
+    }
+    if (record && o.new_tokens > 0) r.decode_ms_runs.push_back(ms_since(t0) / o.new_tokens);
+    r.kv_bytes = state.cache ? state.cache->bytes() : 0;
+    if (syn.text_only.input_ids.defined()) {
+      model::DecodeState llm_state = m.new_state(1);
+      t0 = Clock::now();
+      (void)m.forward_cached(syn.text_only, fo, llm_state);
+      if (record) r.llm_prefill_ms_runs.push_back(ms_since(t0));
+    } else if (record) {
+      r.llm_prefill_ms_runs.push_back(r.prefill_ms_runs.back());
+    }
+  };
+  for (int i = 0; i < o.warmup; ++i) one_run(false);
+  for (int i = 0; i < o.repeat; ++i) one_run(true);
+
+  r.vision_ms = median(r.vision_ms_runs);
+  r.prefill_ms = median(r.prefill_ms_runs);
+  r.llm_prefill_ms = median(r.llm_prefill_ms_runs);
+  r.prefill_tokens_per_s = seq / (r.prefill_ms * 1e-3);
+  r.decode_ms_per_token = median(r.decode_ms_runs);
+  r.decode_tokens_per_s = r.decode_ms_per_token > 0 ? 1e3 / r.decode_ms_per_token : 0;
+
+  // FLOPs of the LLM prefill: every token through every linear layer, logits for the last
+  // token only, and dense attention (scores and probs.v over the full S x S square, as the
+  // implementation computes it under a causal mask).
+  const double S = static_cast<double>(seq);
+  const double q_dim = static_cast<double>(dc.num_heads) * dc.head_dim;
+  r.prefill_flops =
+      2.0 * llm_matrix_params * S + 2.0 * head_params + 4.0 * dc.num_layers * S * S * q_dim;
+  // Bytes per decode step: the LLM weights (not the embedding table) and the KV cache read,
+  // with the cache at its mean length over the steps.
+  const double kv_dim = static_cast<double>(dc.num_kv_heads) * dc.head_dim;
+  const double mean_len = S + (o.new_tokens + 1) / 2.0;
+  r.decode_bytes_per_token =
+      llm_read_params * esize + 2.0 * dc.num_layers * kv_dim * mean_len * esize;
+
+  if (o.machine_limits) {
+    const std::int64_t h = dc.hidden_size, i = dc.intermediate_size;
+    const auto q = static_cast<std::int64_t>(q_dim), kv = static_cast<std::int64_t>(kv_dim);
+    std::vector<GemmShape> shapes{{"q_proj", seq, h, q},
+                                  {"k_proj", seq, h, kv},
+                                  {"o_proj", seq, q, h},
+                                  {"gate_proj", seq, h, i},
+                                  {"down_proj", seq, i, h}};
+    r.gemm = measure_gemm(shapes, m.dtype(), 3);
+    // Decode's matrix-vector products, for reference (not part of the peak).
+    const auto gemv = measure_gemm({{"gate_proj m=1", 1, h, i}}, m.dtype(), 5);
+    r.gemm.insert(r.gemm.end(), gemv.begin(), gemv.end());
+    for (std::size_t k = 0; k < shapes.size(); ++k) {
+      r.gemm_peak_gflops = std::max(r.gemm_peak_gflops, r.gemm[k].gflops);
+    }
+    r.mem_bandwidth_gbs = measure_copy_bandwidth();
+    r.prefill_flops_utilization =
+        r.prefill_flops / (r.llm_prefill_ms * 1e-3) / 1e9 / std::max(r.gemm_peak_gflops, 1e-9);
+    if (r.decode_ms_per_token > 0) {
+      r.decode_bandwidth_utilization = r.decode_bytes_per_token / (r.decode_ms_per_token * 1e-3) /
+                                       1e9 / std::max(r.mem_bandwidth_gbs, 1e-9);
+    }
+  }
+  if (o.profile) {
+    r.profile = profile_layer(dc, m.dtype(), "prefill", seq, seq, std::max(o.repeat, 2));
+    const auto dec =
+        profile_layer(dc, m.dtype(), "decode", 1, seq + o.new_tokens, std::max(o.repeat, 5));
+    r.profile.insert(r.profile.end(), dec.begin(), dec.end());
+  }
+  r.peak_rss_bytes = peak_rss_bytes();
+  return r;
+}
+
+std::string to_json(const BenchResult& r) {
+  using nlohmann::json;
+  json j;
+  j["architecture"] = r.architecture;
+  j["family"] = r.family;
+  j["dtype"] = r.dtype;
+  j["threads"] = r.threads;
+  j["visual_tokens"] = r.visual_tokens;
+  j["text_tokens"] = r.text_tokens;
+  j["prefill_tokens"] = r.prefill_tokens;
+  j["new_tokens"] = r.new_tokens;
+  j["vision_patches"] = r.vision_patches;
+  j["image_grid_thw"] = r.image_grid_thw;
+  j["image_size"] = {r.image_width, r.image_height};
+  j["llm_parameters"] = r.llm_parameters;
+  j["vision_parameters"] = r.vision_parameters;
+  j["weight_bytes"] = r.weight_bytes;
+  j["init_ms"] = r.init_ms;
+  j["load_ms"] = r.load_ms;
+  j["vision_ms"] = r.vision_ms;
+  j["prefill_ms"] = r.prefill_ms;
+  j["llm_prefill_ms"] = r.llm_prefill_ms;
+  j["prefill_tokens_per_s"] = r.prefill_tokens_per_s;
+  j["decode_ms_per_token"] = r.decode_ms_per_token;
+  j["decode_tokens_per_s"] = r.decode_tokens_per_s;
+  j["vision_ms_runs"] = r.vision_ms_runs;
+  j["prefill_ms_runs"] = r.prefill_ms_runs;
+  j["decode_ms_runs"] = r.decode_ms_runs;
+  j["llm_prefill_ms_runs"] = r.llm_prefill_ms_runs;
+  j["peak_rss_bytes"] = r.peak_rss_bytes;
+  j["kv_bytes"] = r.kv_bytes;
+  j["prefill_flops"] = r.prefill_flops;
+  j["decode_bytes_per_token"] = r.decode_bytes_per_token;
+  j["gemm_peak_gflops"] = r.gemm_peak_gflops;
+  j["mem_bandwidth_gbs"] = r.mem_bandwidth_gbs;
+  j["prefill_flops_utilization"] = r.prefill_flops_utilization;
+  j["decode_bandwidth_utilization"] = r.decode_bandwidth_utilization;
+  json gemm = json::array();
+  for (const auto& g : r.gemm) {
+    gemm.push_back({{"name", g.shape.name},
+                    {"m", g.shape.m},
+                    {"k", g.shape.k},
+                    {"n", g.shape.n},
+                    {"ms", g.ms},
+                    {"gflops", g.gflops}});
+  }
+  j["gemm"] = gemm;
+  if (!r.profile.empty()) {
+    json p = json::array();
+    for (const auto& op : r.profile) {
+      p.push_back({{"phase", op.phase}, {"op", op.op}, {"ms_per_layer", op.ms}});
+    }
+    j["profile"] = p;
+  }
+  const auto s = core::system_info();
+  j["system"] = {{"glimpse_version", s.glimpse_version},
+                 {"torch_version", s.torch_version},
+                 {"blas", s.blas},
+                 {"blas_path", s.blas_path},
+                 {"blas_is_reference", s.blas_is_reference},
+                 {"torch_cpu_capability", s.torch_cpu_capability},
+                 {"onednn", s.onednn},
+                 {"threads", s.threads},
+                 {"cpu_model", s.cpu_model},
+                 {"cpu_features", s.cpu_features},
+                 {"avx512_bf16", s.has_avx512_bf16}};
+  return j.dump();
+}
+
+std::string to_text(const BenchResult& r) {
+  std::string out;
+  char line[256];
+  auto add = [&](const char* fmt, auto... args) {
+    std::snprintf(line, sizeof(line), fmt, args...);
+    out += line;
+  };
+  add("model            %s (%s), %s, %d threads\n", r.architecture.c_str(), r.family.c_str(),
+      r.dtype.c_str(), r.threads);
+  add("parameters       LLM %.3f B, vision %.3f B (%.2f GB of weights)\n", r.llm_parameters / 1e9,
+      r.vision_parameters / 1e9, r.weight_bytes / 1e9);
+  add("shape            %lld visual + %lld text = %lld prefill tokens, %lld new tokens\n",
+      static_cast<long long>(r.visual_tokens), static_cast<long long>(r.text_tokens),
+      static_cast<long long>(r.prefill_tokens), static_cast<long long>(r.new_tokens));
+  if (r.image_width > 0) {
+    add("image            %lldx%lld, %lld patches\n", static_cast<long long>(r.image_width),
+        static_cast<long long>(r.image_height), static_cast<long long>(r.vision_patches));
+  }
+  if (r.init_ms > 0) add("init-random      %.0f ms\n", r.init_ms);
+  add("load             %.0f ms\n", r.load_ms);
+  add("vision           %.1f ms\n", r.vision_ms);
+  add("prefill          %.1f ms (%.1f tokens/s); LLM alone %.1f ms\n", r.prefill_ms,
+      r.prefill_tokens_per_s, r.llm_prefill_ms);
+  add("decode           %.1f ms/token (%.2f tokens/s)\n", r.decode_ms_per_token,
+      r.decode_tokens_per_s);
+  add("memory           peak RSS %.2f GB, KV cache %.1f MB\n", r.peak_rss_bytes / 1e9,
+      r.kv_bytes / 1e6);
+  for (const auto& g : r.gemm) {
+    add("gemm %-12s [%lld,%lld]x[%lld,%lld]: %.1f GFLOP/s\n", g.shape.name.c_str(),
+        static_cast<long long>(g.shape.m), static_cast<long long>(g.shape.k),
+        static_cast<long long>(g.shape.k), static_cast<long long>(g.shape.n), g.gflops);
+  }
+  if (r.gemm_peak_gflops > 0) {
+    add("machine          GEMM peak %.1f GFLOP/s, copy bandwidth %.1f GB/s\n", r.gemm_peak_gflops,
+        r.mem_bandwidth_gbs);
+    add("utilisation      prefill %.1f%% of GEMM peak (%.2f TFLOP), decode %.1f%% of bandwidth "
+        "(%.2f GB/token)\n",
+        100 * r.prefill_flops_utilization, r.prefill_flops / 1e12,
+        100 * r.decode_bandwidth_utilization, r.decode_bytes_per_token / 1e9);
+  }
+  for (const auto& p : r.profile) {
+    add("profile %-8s %-28s %9.3f ms/layer\n", p.phase.c_str(), p.op.c_str(), p.ms);
+  }
+  return out;
+}
+
+}  // namespace glimpse::bench
