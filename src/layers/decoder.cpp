@@ -146,8 +146,21 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
     }
     if (run.output_attentions) out.attentions.push_back(probs);
     const at::Tensor h = layer.post_attention_layernorm(x);
-    x = x + layer.down_proj(activate(layer.gate_proj(h), config_.act) * layer.up_proj(h));
+    at::Tensor mlp = layer.down_proj(activate(layer.gate_proj(h), config_.act) * layer.up_proj(h));
+    if (run.hooks) {
+      model::MlpSite site{li, run.prefill, h, mlp};
+      run.hooks->on_mlp(site);
+      if (!site.output.defined() || site.output.sizes() != mlp.sizes()) {
+        throw InputError("blocks." + std::to_string(i) + ".mlp: a hook changed the output shape");
+      }
+      mlp = site.output;
+    }
+    x = x + mlp;
     if (run.hooks) run.hooks->on_block_post(li, x, run.prefill);
+  }
+  if (run.hooks && state) {
+    model::KvSite kv{run.prefill, state, &shape_, &layout};
+    run.hooks->on_kv(kv);
   }
   out.prenorm = x;
   out.last_hidden_state = norm_(x);

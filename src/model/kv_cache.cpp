@@ -8,11 +8,20 @@ namespace glimpse::model {
 
 DenseKVCache::DenseKVCache(std::int64_t num_layers) : layers_(num_layers) {}
 
+namespace {
+
+void check_layer(std::int64_t layer, std::size_t layers) {
+  if (layer < 0 || layer >= static_cast<std::int64_t>(layers)) {
+    throw InputError("KV cache: layer " + std::to_string(layer) + " outside [0, " +
+                     std::to_string(layers) + ")");
+  }
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> DenseKVCache::append(std::int64_t layer, const at::Tensor& key,
                                                        const at::Tensor& value) {
-  if (layer < 0 || layer >= static_cast<std::int64_t>(layers_.size())) {
-    throw InputError("KV cache: layer " + std::to_string(layer) + " out of range");
-  }
+  check_layer(layer, layers_.size());
   Layer& l = layers_[layer];
   const std::int64_t n = key.size(2);
   const std::int64_t needed = l.length + n;
@@ -33,6 +42,34 @@ std::pair<at::Tensor, at::Tensor> DenseKVCache::append(std::int64_t layer, const
   l.values.narrow(2, l.length, n).copy_(value);
   l.length = needed;
   return {l.keys.narrow(2, 0, l.length), l.values.narrow(2, 0, l.length)};
+}
+
+std::pair<at::Tensor, at::Tensor> DenseKVCache::get(std::int64_t layer) const {
+  check_layer(layer, layers_.size());
+  const Layer& l = layers_[layer];
+  if (!l.keys.defined()) return {};
+  return {l.keys.narrow(2, 0, l.length), l.values.narrow(2, 0, l.length)};
+}
+
+void DenseKVCache::keep(std::int64_t layer, const at::Tensor& keep) {
+  check_layer(layer, layers_.size());
+  Layer& l = layers_[layer];
+  const at::Tensor idx = keep.to(at::kLong).contiguous();
+  if (idx.dim() != 1) throw InputError("KV cache keep: expected a 1-D index tensor");
+  const std::int64_t n = idx.numel();
+  if (n > 0) {
+    const auto* p = idx.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (p[i] < 0 || p[i] >= l.length || (i > 0 && p[i] <= p[i - 1])) {
+        throw InputError("KV cache keep: indices must increase within [0, " +
+                         std::to_string(l.length) + ") at layer " + std::to_string(layer));
+      }
+    }
+    // index_select copies first, so writing back into the front of the buffer is safe.
+    l.keys.narrow(2, 0, n).copy_(l.keys.narrow(2, 0, l.length).index_select(2, idx));
+    l.values.narrow(2, 0, n).copy_(l.values.narrow(2, 0, l.length).index_select(2, idx));
+  }
+  l.length = n;
 }
 
 std::int64_t DenseKVCache::length(std::int64_t layer) const {

@@ -104,6 +104,10 @@ std::optional<model::ProbeRequest> Pipeline::probe(std::int64_t layer, bool pref
   return merged;
 }
 
+void Pipeline::on_vision_out(model::VisionOut& vision) {
+  for (const auto& m : methods_) m->on_vision_out(vision);
+}
+
 void Pipeline::on_block_pre(model::BlockPre& block) {
   for (const auto& m : methods_) {
     m->on_block_pre(block);
@@ -118,8 +122,16 @@ void Pipeline::on_attention_probe(const model::AttentionProbe& probe) {
   for (const auto& m : methods_) m->on_attention_probe(probe);
 }
 
+void Pipeline::on_mlp(model::MlpSite& mlp) {
+  for (const auto& m : methods_) m->on_mlp(mlp);
+}
+
 void Pipeline::on_block_post(std::int64_t layer, const at::Tensor& hidden, bool prefill) {
   for (const auto& m : methods_) m->on_block_post(layer, hidden, prefill);
+}
+
+void Pipeline::on_kv(model::KvSite& kv) {
+  for (const auto& m : methods_) m->on_kv(kv);
 }
 
 void Pipeline::on_logits(at::Tensor& logits, bool prefill) {

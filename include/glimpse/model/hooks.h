@@ -5,10 +5,17 @@
 // attention probes only for the layers and query rows it asks for, leaving the main attention on
 // its fast path.
 //
+//   vision.out       on_vision_out: read or replace the vision features before they enter the LLM
 //   blocks.{i}.pre   on_block_pre: read or replace the hidden states; keep a subset of tokens
 //   blocks.{i}.attn  on_attention_probe: probed rows softmax(q_rows K^T / sqrt(d)) after RoPE
+//   blocks.{i}.mlp   on_mlp: read the MLP input, read or replace its output
 //   blocks.{i}.post  on_block_post: read the layer output
+//   kv.after_prefill on_kv (prefill): read or shorten each layer's cache once per prefill
+//   kv.decode_step   on_kv (decode): the same after every decode step (eviction)
 //   logits           on_logits: rewrite the logits before sampling
+//
+// Reducing visual tokens before the LLM (VisionZip-style) goes through blocks.0.pre's `keep`,
+// which keeps the hidden states, positions and layout in step; vision.out keeps shapes.
 
 #include <ATen/core/Tensor.h>
 
@@ -19,6 +26,8 @@
 #include "glimpse/model/token_layout.h"
 
 namespace glimpse::model {
+
+struct DecodeState;
 
 // Sizes a method needs to estimate costs.
 struct DecoderShape {
@@ -38,6 +47,33 @@ struct BlockPre {
   const TokenLayout* layout = nullptr;
   // Set to increasing token indices [S'] to keep only those rows from this layer on.
   at::Tensor keep;
+};
+
+// vision.out: the features of the vision tower (and projector) in placeholder order, one row per
+// placeholder token, before they are scattered into the embeddings. Replaceable, same shapes.
+struct VisionOut {
+  at::Tensor image_embeds;              // [image tokens, H] or undefined
+  at::Tensor video_embeds;              // [video tokens, H] or undefined
+  const TokenLayout* layout = nullptr;  // of the prompt
+};
+
+// blocks.{i}.mlp: `input` is the post-attention-norm hidden state [B, S, H], `output` the MLP's
+// result before the residual add (replaceable, same shape).
+struct MlpSite {
+  std::int64_t layer = 0;
+  bool prefill = false;
+  at::Tensor input;
+  at::Tensor output;
+};
+
+// kv.after_prefill (prefill = true) and kv.decode_step: after a cached pass. A method may read
+// the keys and values of each layer (DecodeState::cache) and keep a subset with
+// DecodeState::keep_keys, which shortens that layer's cache and key mask together.
+struct KvSite {
+  bool prefill = false;
+  DecodeState* state = nullptr;
+  const DecoderShape* shape = nullptr;
+  const TokenLayout* layout = nullptr;  // of this pass's tokens at the last layer
 };
 
 struct ProbeRequest {
@@ -60,9 +96,12 @@ class ForwardHooks {
   virtual std::optional<ProbeRequest> probe(std::int64_t layer, bool prefill) {
     return std::nullopt;
   }
+  virtual void on_vision_out(VisionOut& vision) {}
   virtual void on_block_pre(BlockPre& block) {}
   virtual void on_attention_probe(const AttentionProbe& probe) {}
+  virtual void on_mlp(MlpSite& mlp) {}
   virtual void on_block_post(std::int64_t layer, const at::Tensor& hidden, bool prefill) {}
+  virtual void on_kv(KvSite& kv) {}
   virtual void on_logits(at::Tensor& logits, bool prefill) {}
 };
 

@@ -31,6 +31,16 @@ struct ForwardInputs {
   at::Tensor pixel_values_videos;
   at::Tensor video_grid_thw;      // [n_videos, 3] int64
   at::Tensor second_per_grid_ts;  // [n_videos] (Qwen2.5-VL)
+  // The vision tower's output for these media, computed earlier (Model::embed_media): one row per
+  // placeholder token, in placeholder order. When given, the tower is skipped and the pixel
+  // tensors are not needed; the grids still are (positions).
+  at::Tensor image_embeds;  // [image tokens, hidden]
+  at::Tensor video_embeds;  // [video tokens, hidden]
+};
+
+// Vision features of a request's media (see ForwardInputs::image_embeds).
+struct MediaEmbeds {
+  at::Tensor image_embeds, video_embeds;
 };
 
 struct ForwardOptions {
@@ -67,6 +77,9 @@ struct DecodeState {
   std::vector<at::Tensor> key_masks;
   // Logical length: tokens seen so far, pruned or not (the next cache position).
   std::int64_t past_length() const { return attention_mask.defined() ? attention_mask.size(1) : 0; }
+  // Keeps the cached tokens `keep` (increasing indices) of one layer: its cache and its key mask
+  // together (see KVCache::keep). The logical length does not change.
+  void keep_keys(std::int64_t layer, const at::Tensor& keep);
 };
 
 class Model {
@@ -91,6 +104,13 @@ class Model {
 
   // An empty decoding state with this model's cache layout for `batch` sequences.
   virtual DecodeState new_state(std::int64_t batch) const = 0;
+  // The language-model head over hidden states [..., H] of the residual stream: the final norm
+  // when `apply_norm`, then lm_head (a logit lens; the reference's hidden_states[L] is normed).
+  virtual at::Tensor logits_from_hidden(const at::Tensor& hidden, bool apply_norm) const = 0;
+  // Runs the vision tower (and projector) on the pixel tensors of `inputs`, so that later
+  // requests on the same media can pass the result as image_embeds / video_embeds (rounds of a
+  // feedback loop, benchmarks of the language model alone). Text-only models return nothing.
+  virtual MediaEmbeds embed_media(const ForwardInputs& inputs) { return {}; }
 };
 
 // Reads forward arguments named as the reference's (input_ids, attention_mask, pixel_values,

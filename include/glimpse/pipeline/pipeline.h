@@ -52,9 +52,12 @@ class Pipeline : public model::ForwardHooks {
   Report report() const;
 
   std::optional<model::ProbeRequest> probe(std::int64_t layer, bool prefill) override;
+  void on_vision_out(model::VisionOut& vision) override;
   void on_block_pre(model::BlockPre& block) override;
   void on_attention_probe(const model::AttentionProbe& probe) override;
+  void on_mlp(model::MlpSite& mlp) override;
   void on_block_post(std::int64_t layer, const at::Tensor& hidden, bool prefill) override;
+  void on_kv(model::KvSite& kv) override;
   void on_logits(at::Tensor& logits, bool prefill) override;
 
  private:

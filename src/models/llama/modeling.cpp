@@ -90,7 +90,8 @@ model::TokenLayout CausalLM::token_layout(const model::ForwardInputs& in,
   return layout;
 }
 
-at::Tensor CausalLM::embed(const model::ForwardInputs& inputs) const {
+at::Tensor CausalLM::embed(const model::ForwardInputs& inputs, const model::TokenLayout&,
+                           model::ForwardHooks*) const {
   return decoder_->embed(inputs.input_ids);
 }
 
@@ -102,24 +103,21 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   const bool prefill = state == nullptr || state->past_length() == 0;
   model::ForwardOutput out;
-  at::Tensor x;
   std::int64_t first = 0;  // original index of the first new token
   if (state == nullptr) {
     // A plain forward uses cache positions (arange), as the reference's forward does.
-    x = embed(in);
     out.position_ids = at::arange(s, i64).view({1, s}).expand({b, s});
   } else if (prefill) {
     // Generation: positions count only real tokens (attention_mask.cumsum - 1, padding -> 1).
-    x = embed(in);
     out.position_ids = (in.attention_mask.cumsum(1) - 1).masked_fill(in.attention_mask.eq(0), 1);
     state->rope_deltas = (in.attention_mask.sum(1, true) - s);  // position = cache index + delta
   } else {
-    x = decoder_->embed(in.input_ids);
     first = state->past_length();
     out.position_ids = at::arange(first, first + s, i64).view({1, s}) + state->rope_deltas;
   }
   model::TokenLayout layout = token_layout(in, first);
   layout.positions = out.position_ids.unsqueeze(0);
+  const at::Tensor x = prefill ? embed(in, layout, options.hooks) : decoder_->embed(in.input_ids);
   const auto [cos, sin] = layers::rope_cos_sin(rope_, out.position_ids, dtype_);
   layers::DecoderRun run;
   run.output_hidden_states = options.output_hidden_states;

@@ -39,14 +39,19 @@ class CausalLM : public model::Model {
                                       const model::ForwardOptions& options,
                                       model::DecodeState& state) override;
   model::DecodeState new_state(std::int64_t batch) const override;
+  at::Tensor logits_from_hidden(const at::Tensor& hidden, bool apply_norm) const override {
+    return decoder_->lm_head(apply_norm ? decoder_->final_norm(hidden) : hidden);
+  }
 
   // Loads a text-only checkpoint folder.
   static std::unique_ptr<model::Model> load(const std::string& dir,
                                             const model::LoadOptions& options);
 
  protected:
-  // Input embeddings for a prefill; LLaVA scatters image features into them.
-  virtual at::Tensor embed(const model::ForwardInputs& inputs) const;
+  // Input embeddings for a prefill; LLaVA scatters image features into them (after the
+  // vision.out site of `hooks`).
+  virtual at::Tensor embed(const model::ForwardInputs& inputs, const model::TokenLayout& layout,
+                           model::ForwardHooks* hooks) const;
   // The layout of new tokens (all text here; LLaVA marks its image tokens). `first` is the
   // original index of the first one.
   virtual model::TokenLayout token_layout(const model::ForwardInputs& inputs,

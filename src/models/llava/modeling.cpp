@@ -112,37 +112,65 @@ ImageFeatures LlavaForConditionalGeneration::image_features(const at::Tensor& pi
   return out;
 }
 
-at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in) const {
+model::MediaEmbeds LlavaForConditionalGeneration::embed_media(const model::ForwardInputs& in) {
+  model::MediaEmbeds m;
+  if (in.pixel_values.defined()) {
+    const at::Tensor f = image_features(in.pixel_values).features;
+    m.image_embeds = f.reshape({-1, f.size(-1)});
+  }
+  return m;
+}
+
+at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in,
+                                                const model::TokenLayout& layout,
+                                                model::ForwardHooks* hooks) const {
   at::Tensor x = decoder().embed(in.input_ids);
   const at::Tensor mask = in.input_ids.eq(llava_.image_token_index);
   const std::int64_t tokens = mask.sum().item<std::int64_t>();
-  if (!in.pixel_values.defined()) {
+  model::VisionOut vision;
+  if (in.image_embeds.defined()) {
+    if (in.image_embeds.dim() != 2 || in.image_embeds.size(0) != tokens ||
+        in.image_embeds.size(1) != x.size(-1)) {
+      throw InputError("image_embeds: expected [" + std::to_string(tokens) + ", " +
+                       std::to_string(x.size(-1)) + "] (one row per image token), found " +
+                       c10::str(in.image_embeds.sizes()));
+    }
+    vision.image_embeds = in.image_embeds.to(x.scalar_type());
+  } else if (in.pixel_values.defined()) {
+    const std::int64_t features =
+        in.pixel_values.dim() == 4 ? in.pixel_values.size(0) * llava_.features_per_image() : -1;
+    if (features >= 0 && tokens != features) {
+      throw InputError("Image features and image tokens do not match: tokens: " +
+                       std::to_string(tokens) + ", features " + std::to_string(features));
+    }
+    const at::Tensor f = image_features(in.pixel_values).features.to(x.scalar_type());
+    vision.image_embeds = f.reshape({-1, f.size(-1)});
+  } else {
     if (tokens > 0) {
       throw InputError("input_ids has " + std::to_string(tokens) +
                        " image tokens but pixel_values is missing");
     }
     return x;
   }
-  const std::int64_t features =
-      in.pixel_values.dim() == 4 ? in.pixel_values.size(0) * llava_.features_per_image() : -1;
-  if (features >= 0 && tokens != features) {
-    throw InputError("Image features and image tokens do not match: tokens: " +
-                     std::to_string(tokens) + ", features " + std::to_string(features));
+  if (hooks) {
+    vision.layout = &layout;
+    const auto sizes = vision.image_embeds.sizes().vec();
+    hooks->on_vision_out(vision);
+    if (!vision.image_embeds.defined() || vision.image_embeds.sizes().vec() != sizes) {
+      throw InputError("vision.out: a hook changed the shape of the image features");
+    }
   }
-  const at::Tensor f = image_features(in.pixel_values).features.to(x.scalar_type());
-  return x.masked_scatter(mask.unsqueeze(-1).expand_as(x), f.reshape({-1, f.size(-1)}));
+  return x.masked_scatter(mask.unsqueeze(-1).expand_as(x), vision.image_embeds.to(x.scalar_type()));
 }
 
-model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::ForwardInputs& in,
-                                                               std::int64_t first) const {
-  model::TokenLayout layout = CausalLM::token_layout(in, first);
-  if (first > 0) return layout;  // decode steps are text
+void mark_image_tokens(const LlavaConfig& config, const at::Tensor& input_ids,
+                       model::TokenLayout& layout) {
   // Image tokens in order: image k / per_image, cell k % per_image on the patch grid (row-major;
   // with the "full" strategy cell 0 is CLS and has no grid position).
-  const std::int64_t per_image = llava_.features_per_image();
-  const std::int64_t side = llava_.vision.image_size / llava_.vision.patch_size;
-  const bool has_cls = llava_.vision_feature_select_strategy == "full";
-  const at::Tensor ids = in.input_ids.contiguous();
+  const std::int64_t per_image = config.features_per_image();
+  const std::int64_t side = config.vision.image_size / config.vision.patch_size;
+  const bool has_cls = config.vision_feature_select_strategy == "full";
+  const at::Tensor ids = input_ids.contiguous();
   const auto* id = ids.data_ptr<std::int64_t>();
   auto* modality = layout.modality.data_ptr<std::int8_t>();
   auto* media = layout.media_index.data_ptr<std::int64_t>();
@@ -151,7 +179,7 @@ model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::Forw
     std::int64_t k = 0;
     for (std::int64_t j = 0; j < ids.size(1); ++j) {
       const std::int64_t at_slot = row * ids.size(1) + j;
-      if (id[at_slot] != llava_.image_token_index) continue;
+      if (id[at_slot] != config.image_token_index) continue;
       modality[at_slot] = static_cast<std::int8_t>(model::Modality::Image);
       media[at_slot] = k / per_image;
       const std::int64_t cell = k % per_image - (has_cls ? 1 : 0);
@@ -163,6 +191,13 @@ model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::Forw
       ++k;
     }
   }
+}
+
+model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::ForwardInputs& in,
+                                                               std::int64_t first) const {
+  model::TokenLayout layout = CausalLM::token_layout(in, first);
+  if (first > 0) return layout;  // decode steps are text
+  mark_image_tokens(llava_, in.input_ids, layout);
   return layout;
 }
 

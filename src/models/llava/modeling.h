@@ -31,6 +31,11 @@ struct ImageFeatures {
   clip::VisionOutput vision;
 };
 
+// Marks the `<image>` tokens of input_ids [B, S] (int64) in a text layout of the same shape:
+// modality, image number and patch-grid cell. Shared by the model's prefill and the processor.
+void mark_image_tokens(const LlavaConfig& config, const at::Tensor& input_ids,
+                       model::TokenLayout& layout);
+
 class LlavaForConditionalGeneration : public llama::CausalLM {
  public:
   static std::unique_ptr<model::Model> load(const std::string& dir,
@@ -43,9 +48,11 @@ class LlavaForConditionalGeneration : public llama::CausalLM {
   ImageFeatures image_features(const at::Tensor& pixel_values,
                                bool output_attentions = false) const;
   const LlavaConfig& llava_config() const { return llava_; }
+  model::MediaEmbeds embed_media(const model::ForwardInputs& inputs) override;
 
  protected:
-  at::Tensor embed(const model::ForwardInputs& inputs) const override;
+  at::Tensor embed(const model::ForwardInputs& inputs, const model::TokenLayout& layout,
+                   model::ForwardHooks* hooks) const override;
   model::TokenLayout token_layout(const model::ForwardInputs& inputs,
                                   std::int64_t first) const override;
 

@@ -80,35 +80,79 @@ at::Tensor Qwen2VLForConditionalGeneration::encode_vision(const at::Tensor& pixe
   return vision_->forward(pixel_values, g, trace);
 }
 
-at::Tensor Qwen2VLForConditionalGeneration::embed(const model::ForwardInputs& in) const {
+model::MediaEmbeds Qwen2VLForConditionalGeneration::embed_media(const model::ForwardInputs& in) {
+  model::MediaEmbeds m;
+  if (in.pixel_values.defined()) m.image_embeds = encode_vision(in.pixel_values, in.image_grid_thw);
+  if (in.pixel_values_videos.defined()) {
+    m.video_embeds =
+        vision_->forward(in.pixel_values_videos,
+                         check_vision(in.pixel_values_videos, in.video_grid_thw, config_.vision,
+                                      "pixel_values_videos", "video_grid_thw"));
+  }
+  return m;
+}
+
+at::Tensor Qwen2VLForConditionalGeneration::embed(const model::ForwardInputs& in,
+                                                  const model::TokenLayout& layout,
+                                                  model::ForwardHooks* hooks) const {
   const at::Tensor ids = in.input_ids;
   at::Tensor x = decoder_->embed(ids);
-  auto scatter = [&](const at::Tensor& pixels, const at::Tensor& grid, std::int64_t token,
-                     const char* pixels_name, const char* grid_name, const char* kind) {
-    const at::Tensor mask = ids.eq(token);
-    const std::int64_t tokens = mask.sum().item<std::int64_t>();
+  const std::int64_t unit = config_.vision.spatial_merge_size * config_.vision.spatial_merge_size;
+  // The features of one kind: the given embeds, else the vision tower on the pixels
+  // (get_image_features / get_video_features), checked against the placeholder count.
+  auto features = [&](const at::Tensor& pixels, const at::Tensor& grid, const at::Tensor& given,
+                      std::int64_t token, const char* pixels_name, const char* grid_name,
+                      const char* embeds_name, const char* kind) {
+    const std::int64_t tokens = ids.eq(token).sum().item<std::int64_t>();
+    if (given.defined()) {
+      if (given.dim() != 2 || given.size(0) != tokens || given.size(1) != x.size(-1)) {
+        throw InputError(std::string(embeds_name) + ": expected [" + std::to_string(tokens) + ", " +
+                         std::to_string(x.size(-1)) + "] (one row per " + kind + " token), found " +
+                         c10::str(given.sizes()));
+      }
+      return given.to(x.scalar_type());
+    }
     if (!pixels.defined()) {
       if (tokens > 0) {
         throw InputError(std::string("input_ids has ") + std::to_string(tokens) + " " + kind +
                          " tokens but " + pixels_name + " is missing");
       }
-      return;
+      return at::Tensor();
     }
     const at::Tensor g = check_vision(pixels, grid, config_.vision, pixels_name, grid_name);
-    const std::int64_t unit = config_.vision.spatial_merge_size * config_.vision.spatial_merge_size;
-    const std::int64_t features = pixels.size(0) / unit;
-    if (tokens != features) {
+    const std::int64_t count = pixels.size(0) / unit;
+    if (tokens != count) {
       throw InputError(std::string(kind) + " features and " + kind +
                        " tokens do not match: tokens: " + std::to_string(tokens) + ", features " +
-                       std::to_string(features));
+                       std::to_string(count));
     }
-    const at::Tensor feats = vision_->forward(pixels, g).to(x.scalar_type());
-    x = x.masked_scatter(mask.unsqueeze(-1).expand_as(x), feats);
+    return vision_->forward(pixels, g).to(x.scalar_type());
   };
-  scatter(in.pixel_values, in.image_grid_thw, config_.image_token_id, "pixel_values",
-          "image_grid_thw", "Image");
-  scatter(in.pixel_values_videos, in.video_grid_thw, config_.video_token_id, "pixel_values_videos",
-          "video_grid_thw", "Video");
+  model::VisionOut vision;
+  vision.image_embeds =
+      features(in.pixel_values, in.image_grid_thw, in.image_embeds, config_.image_token_id,
+               "pixel_values", "image_grid_thw", "image_embeds", "Image");
+  vision.video_embeds =
+      features(in.pixel_values_videos, in.video_grid_thw, in.video_embeds, config_.video_token_id,
+               "pixel_values_videos", "video_grid_thw", "video_embeds", "Video");
+  vision.layout = &layout;
+  if (hooks && (vision.image_embeds.defined() || vision.video_embeds.defined())) {
+    auto shape = [](const at::Tensor& t) {
+      return t.defined() ? t.sizes().vec() : std::vector<std::int64_t>{};
+    };
+    const auto image = shape(vision.image_embeds), video = shape(vision.video_embeds);
+    hooks->on_vision_out(vision);
+    if (shape(vision.image_embeds) != image || shape(vision.video_embeds) != video) {
+      throw InputError("vision.out: a hook changed the shape of the vision features");
+    }
+  }
+  auto scatter = [&](const at::Tensor& feats, std::int64_t token) {
+    if (!feats.defined()) return;
+    const at::Tensor mask = ids.eq(token).unsqueeze(-1).expand_as(x);
+    x = x.masked_scatter(mask, feats.to(x.scalar_type()));
+  };
+  scatter(vision.image_embeds, config_.image_token_id);
+  scatter(vision.video_embeds, config_.video_token_id);
   return x;
 }
 
@@ -127,12 +171,12 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
   at::Tensor x;
   model::TokenLayout layout;
   if (prefill) {
-    x = embed(in);
     RopeIndex rope = get_rope_index(config_, in.input_ids, in.image_grid_thw, in.video_grid_thw,
                                     in.second_per_grid_ts, in.attention_mask);
     out.position_ids = rope.position_ids;
     out.rope_deltas = rope.rope_deltas;
     layout = std::move(rope.layout);
+    x = embed(in, layout, options.hooks);
   } else {
     if (b != state->rope_deltas.size(0)) {
       throw InputError("input_ids: batch of " + std::to_string(b) + " differs from the state's " +

@@ -34,6 +34,10 @@ class Qwen2VLForConditionalGeneration : public model::Model {
                                       const model::ForwardOptions& options,
                                       model::DecodeState& state) override;
   model::DecodeState new_state(std::int64_t batch) const override;
+  at::Tensor logits_from_hidden(const at::Tensor& hidden, bool apply_norm) const override {
+    return decoder_->lm_head(apply_norm ? decoder_->final_norm(hidden) : hidden);
+  }
+  model::MediaEmbeds embed_media(const model::ForwardInputs& inputs) override;
 
   // The vision tower alone (pixel_values, grid) -> merged features; for tests and tools.
   at::Tensor encode_vision(const at::Tensor& pixel_values, const at::Tensor& grid_thw,
@@ -43,8 +47,10 @@ class Qwen2VLForConditionalGeneration : public model::Model {
  private:
   model::ForwardOutput run(const model::ForwardInputs& inputs, const model::ForwardOptions& options,
                            model::DecodeState* state);
-  // Embeddings with image and video features scattered into their placeholder positions.
-  at::Tensor embed(const model::ForwardInputs& inputs) const;
+  // Embeddings with image and video features (given, or from the vision tower) scattered into
+  // their placeholder positions, after the vision.out site.
+  at::Tensor embed(const model::ForwardInputs& inputs, const model::TokenLayout& layout,
+                   model::ForwardHooks* hooks) const;
 
   core::Config raw_config_;
   Qwen2VLConfig config_;
