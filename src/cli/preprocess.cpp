@@ -1,8 +1,9 @@
 // glimpse preprocess --model DIR [--image PATH]... [--video PATH | --frames PATH...] [--fps F]
-//                    [--nframes N] --out OUT.safetensors
+//                    [--nframes N] [--prompt TEXT [--prompt-format chat|raw]] --out OUT.safetensors
 // Runs a model's image and video processor and writes what the HF processor returns:
 // pixel_values / image_grid_thw, pixel_values_videos / video_grid_thw and, for Qwen2.5-VL,
-// second_per_grid_ts.
+// second_per_grid_ts. With --prompt the whole Processor runs (chat template, placeholder
+// expansion, tokenizer) and input_ids / attention_mask are written too.
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
 
@@ -17,6 +18,7 @@
 #include "glimpse/core/config.h"
 #include "glimpse/core/error.h"
 #include "glimpse/core/tensor.h"
+#include "glimpse/model/processor.h"
 #include "glimpse/models/clip/image_processing.h"
 #include "glimpse/models/qwen2_vl/image_processing.h"
 #include "glimpse/models/qwen2_vl/vision_process.h"
@@ -34,6 +36,8 @@ struct PreprocessArgs {
   std::vector<std::string> frames;
   std::optional<double> fps;
   std::optional<std::int64_t> nframes;
+  std::optional<std::string> prompt;
+  std::string prompt_format = "chat";
   std::string out;
 };
 
@@ -55,20 +59,58 @@ auto naming(const std::string& path, F&& f) -> decltype(f()) {
   }
 }
 
+// --prompt: the whole request through model::Processor, as HF's processor(text=..., images=...,
+// videos=...) returns it.
+void run_processor(const PreprocessArgs& a) {
+  if (a.prompt_format != "chat" && a.prompt_format != "raw") {
+    throw InputError("preprocess: --prompt-format must be chat or raw, found '" + a.prompt_format +
+                     "'");
+  }
+  const auto processor = model::Processor::load(a.model);
+  model::ProcessorRequest request;
+  request.prompt = *a.prompt;
+  if (a.prompt_format == "raw") request.family = text::ChatFamily::Raw;
+  for (const auto& path : a.images) request.images.push_back(vision::load_image(path));
+  if (!a.frames.empty()) {
+    model::VideoInput v;
+    for (const auto& path : a.frames) v.frames.push_back(vision::load_image(path));
+    v.fps = a.fps.value_or(video::kDefaultFps);
+    request.videos.push_back(std::move(v));
+  }
+  for (const auto& path : a.videos) {
+    model::VideoInput v;
+    v.path = path;
+    v.sample_fps = a.fps.value_or(0.0);
+    v.nframes = a.nframes.value_or(0);
+    request.videos.push_back(std::move(v));
+  }
+  const auto processed = processor->process(request);
+  const auto& in = processed.inputs;
+  std::vector<std::pair<std::string, at::Tensor>> outputs;
+  const std::pair<const char*, const at::Tensor*> named[] = {
+      {"input_ids", &in.input_ids},
+      {"attention_mask", &in.attention_mask},
+      {"pixel_values", &in.pixel_values},
+      {"image_grid_thw", &in.image_grid_thw},
+      {"pixel_values_videos", &in.pixel_values_videos},
+      {"video_grid_thw", &in.video_grid_thw},
+      {"second_per_grid_ts", &in.second_per_grid_ts}};
+  for (const auto& [name, t] : named) {
+    if (t->defined()) outputs.emplace_back(name, *t);
+  }
+  core::save_tensors(a.out, outputs,
+                     {{"producer", "glimpse preprocess"}, {"prompt", processed.prompts.at(0)}});
+  std::string summary;
+  for (const auto& [name, t] : outputs) {
+    summary += (summary.empty() ? "" : ", ") + name + " " + shape_string(t);
+  }
+  std::printf("wrote %s: %s\n", a.out.c_str(), summary.c_str());
+}
+
 void run_preprocess(const PreprocessArgs& a) {
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(a.model) / "config.json").string();
   if (!fs::is_directory(a.model)) throw InputError("'" + a.model + "': no such model folder");
-  const auto config = core::Config::load(config_path);
-  const std::string model_type = config.get_string("model_type");
-  if (model_type != "qwen2_vl" && model_type != "qwen2_5_vl" && model_type != "llava") {
-    throw UnsupportedError(
-        "'" + config_path + "': model_type '" + model_type +
-        "' is not supported by preprocess (supported: qwen2_vl, qwen2_5_vl, llava)");
-  }
-  if (a.images.empty() && a.videos.empty() && a.frames.empty()) {
-    throw InputError("preprocess: nothing to do; give --image, --video or --frames");
-  }
   if (!a.videos.empty() && !a.frames.empty()) {
     throw InputError("preprocess: give either --video or --frames, not both");
   }
@@ -77,6 +119,17 @@ void run_preprocess(const PreprocessArgs& a) {
   }
   if (a.nframes && a.videos.empty()) {
     throw InputError("preprocess: --nframes applies to --video only");
+  }
+  if (a.prompt) return run_processor(a);
+  const auto config = core::Config::load(config_path);
+  const std::string model_type = config.get_string("model_type");
+  if (model_type != "qwen2_vl" && model_type != "qwen2_5_vl" && model_type != "llava") {
+    throw UnsupportedError(
+        "'" + config_path + "': model_type '" + model_type +
+        "' is not supported by preprocess (supported: qwen2_vl, qwen2_5_vl, llava)");
+  }
+  if (a.images.empty() && a.videos.empty() && a.frames.empty()) {
+    throw InputError("preprocess: nothing to do; give --image, --video, --frames or --prompt");
   }
   if (model_type == "llava") {
     // CLIPImageProcessor: pixel_values [n_images, 3, H, W]; LLaVA-1.5 takes no videos.
@@ -175,10 +228,24 @@ void add_preprocess_command(CLI::App& app) {
   auto* nframes_opt = cmd->add_option("--nframes", *nframes,
                                       "--video: number of frames to sample instead of --fps");
   fps_opt->excludes(nframes_opt);
+  auto prompt = std::make_shared<std::string>();
+  auto* prompt_opt = cmd->add_option(
+      "--prompt", *prompt,
+      "Run the whole processor: the user text (chat) or the full prompt (raw); writes input_ids "
+      "and attention_mask too");
+  auto* format_opt = cmd->add_option(
+      "--prompt-format", args->prompt_format,
+      "chat: one user turn through the checkpoint's chat template (default); raw: the prompt as "
+      "given, with one placeholder per image or video");
   cmd->add_option("--out", args->out, "Output .safetensors file")->required();
-  cmd->callback([args, fps, nframes, fps_opt, nframes_opt] {
+  cmd->callback([args, fps, nframes, prompt, fps_opt, nframes_opt, prompt_opt, format_opt] {
     if (fps_opt->count() > 0) args->fps = *fps;
     if (nframes_opt->count() > 0) args->nframes = *nframes;
+    if (prompt_opt->count() > 0) args->prompt = *prompt;
+    // Checked here, not with CLI11's needs(), so that the error is one line.
+    if (format_opt->count() > 0 && !args->prompt) {
+      throw InputError("preprocess: --prompt-format needs --prompt");
+    }
     run_preprocess(*args);
   });
 }

@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "glimpse/core/safetensors.h"
@@ -66,6 +67,7 @@ TEST(PreprocessCliTest, BadInputGivesOneLineErrors) {
   expect_one_line_error(run({"--video", dir.file("garbage.mp4")}), "garbage.mp4");
   expect_one_line_error(run({"--video", dir.file("missing.mp4")}), "missing.mp4");
   expect_one_line_error(run({}), "--image");
+  expect_one_line_error(run({"--prompt-format", "raw"}), "--prompt");
 
   // A one-frame video cannot be sampled (qwen-vl-utils needs at least 2 frames).
   video::write_video(dir.file("one.mkv"), {vision::Image(64, 64)});
@@ -164,6 +166,89 @@ TEST_P(PreprocessCliGolden, MatchesFixtureInputs) {
           << (g.to(at::kDouble) - w.to(at::kDouble)).abs().max().item<double>();
     }
   }
+}
+
+// With --prompt the file holds every processor tensor of the case (all but the model's
+// position_ids / rope_deltas), exactly.
+void expect_whole_inputs(const std::string& model, const std::string& name,
+                         const std::string& out) {
+  SCOPED_TRACE(model + "/" + name);
+  const auto got = core::SafetensorsFile::open(out);
+  const auto want =
+      core::SafetensorsFile::open(fixture(model + "/cases/" + name + ".inputs.safetensors"));
+  std::size_t compared = 0;
+  for (const auto& info : want.tensors()) {
+    const std::string& tensor = info.name;
+    if (tensor == "position_ids" || tensor == "rope_deltas") continue;
+    ++compared;
+    ASSERT_TRUE(got.find(tensor)) << "missing " << tensor;
+    const auto g = core::load_tensor(got, tensor);
+    const auto w = core::load_tensor(want, tensor);
+    EXPECT_EQ(g.scalar_type(), w.scalar_type()) << tensor;
+    ASSERT_EQ(g.sizes(), w.sizes()) << tensor;
+    EXPECT_TRUE(at::equal(g, w)) << tensor;
+  }
+  EXPECT_EQ(got.tensors().size(), compared);
+}
+
+TEST_P(PreprocessCliGolden, PromptWritesTheWholeInputs) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  const std::string model = GetParam();
+  test::TempDir dir;
+  const std::string images = fixture("images/");
+  const std::string out = dir.file("out.safetensors");
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"preprocess", "--model", fixture(model + "/model"), "--out",
+                                     out};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_cli(args);
+  };
+  auto r = run({"--prompt", "Describe this image.", "--image", images + "image_a_64x48.png"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_whole_inputs(model, "image_a", out);
+
+  r = run({"--prompt", "Hello! Please count to five."});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_whole_inputs(model, "text_only", out);
+
+  r = run({"--prompt", "What happens in this video?", "--frames", images + "video_frame0_70x56.png",
+           images + "video_frame1_70x56.png", images + "video_frame2_70x56.png",
+           images + "video_frame3_70x56.png", "--fps", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_whole_inputs(model, "video", out);
+
+  // Raw: the manifest's rendered prompt, placeholders included.
+  const std::string raw =
+      "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+      "<|vision_start|><|image_pad|><|vision_end|><|vision_start|><|image_pad|><|vision_end|>"
+      "Compare the two pictures.<|im_end|>\n<|im_start|>assistant\n";
+  r = run({"--prompt-format", "raw", "--prompt", raw, "--image", images + "image_a_64x48.png",
+           "--image", images + "image_b_97x131.png"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_whole_inputs(model, "two_images", out);
+
+  // Errors stay one line.
+  std::filesystem::remove(out);
+  expect_one_line_error(run({"--prompt-format", "raw", "--prompt", "no placeholder", "--image",
+                             images + "image_a_64x48.png"}),
+                        "placeholder");
+  expect_one_line_error(run({"--prompt-format", "json", "--prompt", "Hi"}), "--prompt-format");
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(PreprocessCliLlavaGolden, PromptWritesTheWholeInputs) {
+  GLIMPSE_REQUIRE_FIXTURES();
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "sentencepiece needs RTLD_DEEPBIND, which AddressSanitizer forbids";
+#endif
+  test::TempDir dir;
+  const std::string out = dir.file("out.safetensors");
+  const auto r =
+      test::run_cli({"preprocess", "--model", fixture("tiny-llava-1.5/model"), "--prompt",
+                     "Compare them.", "--image", fixture("images/image_a_64x48.png"), "--image",
+                     fixture("images/image_b_97x131.png"), "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_whole_inputs("tiny-llava-1.5", "two_images", out);
 }
 
 INSTANTIATE_TEST_SUITE_P(Qwen, PreprocessCliGolden,
