@@ -648,6 +648,9 @@ RandomCheckpointInfo write_random_checkpoint(const core::Config& config, const s
   // config.json: the input, pretty-printed, with torch_dtype naming what was written.
   json normalised = config.raw();
   normalised["torch_dtype"] = options.dtype == at::kBFloat16 ? "bfloat16" : "float32";
+  // Tools say so when they run such a checkpoint (its answers are noise); Hugging Face ignores
+  // unknown keys.
+  normalised[kRandomWeightsKey] = true;
   write_json(dir / "config.json", normalised);
 
   switch (info.family) {

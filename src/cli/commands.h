@@ -13,10 +13,12 @@ void add_info_command(CLI::App& app);
 void add_safetensors_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_detokenize_command(CLI::App& app);
 void add_init_random_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace glimpse::cli

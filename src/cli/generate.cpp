@@ -7,6 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/generation_args.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/model/model.h"
 #include "glimpse/pipeline/pipeline.h"
@@ -29,25 +30,16 @@ nlohmann::json rows(const at::Tensor& t) {
 void add_generate_command(CLI::App& app) {
   struct Args {
     std::string model, inputs, dtype = "f32", pipeline, report;
-    std::int64_t max_new_tokens = 32;
-    bool json = false, do_sample = false;
-    std::optional<double> temperature, top_p;
-    std::optional<std::int64_t> top_k;
-    std::uint64_t seed = 0;
+    GenerationArgs generation;
+    bool json = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("generate", "Generate tokens from reference-named inputs");
   cmd->add_option("--model", args->model, "Checkpoint folder")->required();
   cmd->add_option("--inputs", args->inputs, "safetensors with input_ids, pixel_values, ...")
       ->required();
-  cmd->add_option("--max-new-tokens", args->max_new_tokens, "Tokens to generate at most")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
   cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
-  cmd->add_flag("--do-sample", args->do_sample, "Sample instead of greedy decoding");
-  cmd->add_option("--temperature", args->temperature, "Sampling temperature");
-  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)");
-  cmd->add_option("--top-p", args->top_p, "Nucleus sampling mass (1: off)");
-  cmd->add_option("--seed", args->seed, "Sampling seed");
+  add_generation_options(*cmd, args->generation);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
   cmd->add_flag("--json", args->json,
@@ -60,14 +52,7 @@ void add_generate_command(CLI::App& app) {
     load.dtype = parse_dtype(args->dtype);
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
     auto model = model::load_model(args->model, load);
-    auto config = generate::GenerationConfig::from_checkpoint(args->model);
-    config.max_new_tokens = args->max_new_tokens;
-    // Greedy unless sampling is asked for here, whatever generation_config.json suggests.
-    config.do_sample = args->do_sample;
-    if (args->temperature) config.temperature = *args->temperature;
-    if (args->top_k) config.top_k = *args->top_k;
-    if (args->top_p) config.top_p = *args->top_p;
-    config.seed = args->seed;
+    auto config = generation_config(args->model, args->generation);
     if (!methods.empty()) config.hooks = &methods;
     generate::StreamCallback stream;
     if (!args->json) {

@@ -55,11 +55,13 @@ int main(int argc, char** argv) {
   glimpse::cli::add_safetensors_command(app);
   glimpse::cli::add_forward_command(app);
   glimpse::cli::add_generate_command(app);
+  glimpse::cli::add_run_command(app);
   glimpse::cli::add_preprocess_command(app);
   glimpse::cli::add_tokenize_command(app);
   glimpse::cli::add_detokenize_command(app);
   glimpse::cli::add_init_random_command(app);
   glimpse::cli::add_bench_command(app);
+  glimpse::cli::add_inspect_command(app);
 
   try {
     app.parse(argc, argv);

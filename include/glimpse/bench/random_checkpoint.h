@@ -15,6 +15,9 @@
 
 namespace glimpse::bench {
 
+// The config.json key that marks a checkpoint written by write_random_checkpoint.
+inline constexpr const char* kRandomWeightsKey = "glimpse_random_weights";
+
 // Model families init-random knows, chosen by `architectures[0]`, else `model_type`.
 enum class Family { Qwen2VL, Qwen25VL, Llava, Llama, Qwen2 };
 
