@@ -22,8 +22,8 @@ echo "== init-random: a Qwen2-VL-architecture checkpoint with random weights (se
 echo "== run: the example picture with FastV (layer 2, half the visual tokens dropped)"
 "$glimpse" run --model "$out/model" --image "$image" --prompt "What is in the picture?" \
   --pipeline '{"methods": [{"type": "fastv", "layer": 2, "ratio": 0.5}]}' \
-  --max-new-tokens 16 --report "$out/report.json"
-echo "   FastV report: $out/report.json"
+  --max-new-tokens 8 --report "$out/report.json" --json
+echo "   (one JSON line: answer, token ids, timings and the FastV report, also in $out/report.json)"
 
 echo "== inspect: attention of the last prompt token to the picture, per layer and head"
 "$glimpse" inspect --model "$out/model" --image "$image" --prompt "Where is the red ball?" \

@@ -33,10 +33,12 @@ void add_init_random_command(CLI::App& app) {
     options.max_shard_bytes = args->max_shard_bytes;
     const auto config = core::Config::load(args->config);
     const auto info = bench::write_random_checkpoint(config, args->out, options);
-    std::printf("%s: %s, %lld tensors, %.3f B parameters, %.2f GB in %zu file(s)\n",
-                args->out.c_str(), bench::family_name(info.family).c_str(),
-                static_cast<long long>(info.tensors), info.parameters / 1e9, info.bytes / 1e9,
-                info.files.size());
+    std::printf(
+        "%s: %s, %lld tensors, %lld parameters, %.1f MB in %zu file(s), random weights "
+        "(seed %llu)\n",
+        args->out.c_str(), bench::family_name(info.family).c_str(),
+        static_cast<long long>(info.tensors), static_cast<long long>(info.parameters),
+        info.bytes / 1e6, info.files.size(), static_cast<unsigned long long>(options.seed));
   });
 }
 
