@@ -50,6 +50,16 @@ TEST(FastVGolden, ZeroRatioReproducesTheBaselineExactly) {
   const at::Tensor base = m->forward(in, {}).logits;
   const FastVRun r = run_fastv(*m, in, 2, 0.0);
   EXPECT_TRUE(at::equal(r.out.logits, base));
+  // A pipeline without methods is the plain forward too.
+  auto empty = pipeline::Pipeline::from_json(R"({"methods": []})", "test");
+  model::ForwardOptions o;
+  o.hooks = &empty;
+  EXPECT_TRUE(at::equal(m->forward(in, o).logits, base));
+  generate::GenerationConfig g;
+  g.max_new_tokens = 4;
+  const at::Tensor plain_ids = generate::generate(*m, in, g).new_tokens;
+  g.hooks = &empty;
+  EXPECT_TRUE(at::equal(generate::generate(*m, in, g).new_tokens, plain_ids));
   const auto& e = r.report.entries().at(0);
   EXPECT_EQ(e.numbers.at("visual_tokens_before"), 17);
   EXPECT_EQ(e.numbers.at("visual_tokens_after"), 17);

@@ -39,8 +39,13 @@ void FastV::on_attention_probe(const model::AttentionProbe& probe) {
 }
 
 void FastV::on_block_pre(model::BlockPre& block) {
+  if (block.prefill && block.layer == 0 && layer_ >= block.shape->num_layers) {
+    // The spec is parsed before a model exists; the first layer is where the model is known.
+    throw ConfigError("fastv: key 'layer': K = " + std::to_string(layer_) +
+                      " is outside this model's decoder layers 1.." +
+                      std::to_string(block.shape->num_layers - 1));
+  }
   if (!block.prefill || block.layer != layer_) return;
-  if (block.layer >= block.shape->num_layers) return;
   const model::TokenLayout& layout = *block.layout;
   if (!layout.defined() || !scores_.defined()) {
     throw Error("fastv: no attention probe of layer " + std::to_string(layer_ - 1) + " arrived");
