@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/request_args.h"
 #include "glimpse/core/config.h"
 #include "glimpse/core/error.h"
 #include "glimpse/core/tensor.h"
@@ -62,42 +63,18 @@ auto naming(const std::string& path, F&& f) -> decltype(f()) {
 // --prompt: the whole request through model::Processor, as HF's processor(text=..., images=...,
 // videos=...) returns it.
 void run_processor(const PreprocessArgs& a) {
-  if (a.prompt_format != "chat" && a.prompt_format != "raw") {
-    throw InputError("preprocess: --prompt-format must be chat or raw, found '" + a.prompt_format +
-                     "'");
-  }
+  if (a.videos.size() > 1) throw InputError("preprocess --prompt: give one video");
+  RequestArgs r;
+  r.images = a.images;
+  r.video = a.videos.empty() ? std::string() : a.videos[0];
+  r.frames = a.frames;
+  r.fps = a.fps;
+  r.nframes = a.nframes;
+  r.prompt = *a.prompt;
+  r.prompt_format = a.prompt_format;
   const auto processor = model::Processor::load(a.model);
-  model::ProcessorRequest request;
-  request.prompt = *a.prompt;
-  if (a.prompt_format == "raw") request.family = text::ChatFamily::Raw;
-  for (const auto& path : a.images) request.images.push_back(vision::load_image(path));
-  if (!a.frames.empty()) {
-    model::VideoInput v;
-    for (const auto& path : a.frames) v.frames.push_back(vision::load_image(path));
-    v.fps = a.fps.value_or(video::kDefaultFps);
-    request.videos.push_back(std::move(v));
-  }
-  for (const auto& path : a.videos) {
-    model::VideoInput v;
-    v.path = path;
-    v.sample_fps = a.fps.value_or(0.0);
-    v.nframes = a.nframes.value_or(0);
-    request.videos.push_back(std::move(v));
-  }
-  const auto processed = processor->process(request);
-  const auto& in = processed.inputs;
-  std::vector<std::pair<std::string, at::Tensor>> outputs;
-  const std::pair<const char*, const at::Tensor*> named[] = {
-      {"input_ids", &in.input_ids},
-      {"attention_mask", &in.attention_mask},
-      {"pixel_values", &in.pixel_values},
-      {"image_grid_thw", &in.image_grid_thw},
-      {"pixel_values_videos", &in.pixel_values_videos},
-      {"video_grid_thw", &in.video_grid_thw},
-      {"second_per_grid_ts", &in.second_per_grid_ts}};
-  for (const auto& [name, t] : named) {
-    if (t->defined()) outputs.emplace_back(name, *t);
-  }
+  const auto processed = processor->process(make_request(r));
+  const auto outputs = model::named_tensors(processed.inputs);
   core::save_tensors(a.out, outputs,
                      {{"producer", "glimpse preprocess"}, {"prompt", processed.prompts.at(0)}});
   std::string summary;

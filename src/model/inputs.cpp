@@ -49,24 +49,40 @@ ForwardInputs checked_text_inputs(const ForwardInputs& raw, std::int64_t vocab) 
   return in;
 }
 
+namespace {
+
+// The reference-named tensors of ForwardInputs, in the order the reference forward lists them.
+const std::pair<const char*, at::Tensor ForwardInputs::*> kNamedInputs[] = {
+    {"input_ids", &ForwardInputs::input_ids},
+    {"attention_mask", &ForwardInputs::attention_mask},
+    {"pixel_values", &ForwardInputs::pixel_values},
+    {"image_grid_thw", &ForwardInputs::image_grid_thw},
+    {"pixel_values_videos", &ForwardInputs::pixel_values_videos},
+    {"video_grid_thw", &ForwardInputs::video_grid_thw},
+    {"second_per_grid_ts", &ForwardInputs::second_per_grid_ts},
+    {"image_embeds", &ForwardInputs::image_embeds},
+    {"video_embeds", &ForwardInputs::video_embeds},
+};
+
+}  // namespace
+
+std::vector<std::pair<std::string, at::Tensor>> named_tensors(const ForwardInputs& inputs) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [name, member] : kNamedInputs) {
+    if ((inputs.*member).defined()) out.emplace_back(name, inputs.*member);
+  }
+  return out;
+}
+
 ForwardInputs read_forward_inputs(const std::string& path) {
   const auto file = core::SafetensorsFile::open(path);
   if (file.find("input_ids") == nullptr) throw InputError(path + ": missing tensor 'input_ids'");
   ForwardInputs in;
-  const std::pair<const char*, at::Tensor*> slots[] = {
-      {"input_ids", &in.input_ids},
-      {"attention_mask", &in.attention_mask},
-      {"pixel_values", &in.pixel_values},
-      {"image_grid_thw", &in.image_grid_thw},
-      {"pixel_values_videos", &in.pixel_values_videos},
-      {"video_grid_thw", &in.video_grid_thw},
-      {"second_per_grid_ts", &in.second_per_grid_ts},
-  };
   for (const auto& t : file.tensors()) {
     bool known = false;
-    for (const auto& [name, slot] : slots) {
+    for (const auto& [name, member] : kNamedInputs) {
       if (t.name == name) {
-        *slot = core::load_tensor(file, t.name);
+        in.*member = core::load_tensor(file, t.name);
         known = true;
       }
     }

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "glimpse/core/config.h"
@@ -112,6 +113,10 @@ class Model {
   // feedback loop, benchmarks of the language model alone). Text-only models return nothing.
   virtual MediaEmbeds embed_media(const ForwardInputs& inputs) { return {}; }
 };
+
+// The defined tensors of `inputs`, named like the reference forward arguments (what
+// read_forward_inputs reads back).
+std::vector<std::pair<std::string, at::Tensor>> named_tensors(const ForwardInputs& inputs);
 
 // Reads forward arguments named as the reference's (input_ids, attention_mask, pixel_values,
 // image_grid_thw, pixel_values_videos, video_grid_thw, second_per_grid_ts) from a safetensors
