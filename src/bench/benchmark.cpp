@@ -18,6 +18,8 @@
 #include "glimpse/core/error.h"
 #include "glimpse/core/system.h"
 #include "glimpse/models/qwen2_vl/image_processing.h"
+#include "kernels/ops.h"
+#include "layers/modules.h"
 #include "models/llava/modeling.h"
 #include "models/qwen2_vl/modeling.h"
 
@@ -175,8 +177,7 @@ std::vector<OpTime> profile_layer(const layers::DecoderConfig& c, c10::ScalarTyp
                                   int repeat) {
   const auto opts = at::TensorOptions().dtype(dtype);
   const std::int64_t h = c.hidden_size, d = c.head_dim, heads = c.num_heads, kvh = c.num_kv_heads,
-                     q_dim = heads * d, kv_dim = kvh * d, inter = c.intermediate_size,
-                     rep = heads / kvh;
+                     q_dim = heads * d, kv_dim = kvh * d, inter = c.intermediate_size;
   auto w = [&](std::int64_t out, std::int64_t in) { return at::randn({out, in}, opts) * 0.02; };
   const at::Tensor x = at::randn({1, s, h}, opts), gain = at::ones({h}, opts);
   const at::Tensor wq = w(q_dim, h), wk = w(kv_dim, h), wv = w(kv_dim, h), wo = w(h, q_dim);
@@ -184,65 +185,57 @@ std::vector<OpTime> profile_layer(const layers::DecoderConfig& c, c10::ScalarTyp
   const at::Tensor wg = w(inter, h), wu = w(inter, h), wd = w(h, inter);
   const at::Tensor q = at::randn({1, heads, s, d}, opts), k = at::randn({1, kvh, t, d}, opts),
                    v = at::randn({1, kvh, t, d}, opts);
-  const at::Tensor cos = at::randn({1, 1, s, d}, opts), sin = at::randn({1, 1, s, d}, opts);
   at::Tensor mask;
   if (s > 1) {
     mask = at::zeros({1, 1, s, t}, opts)
                .masked_fill_(at::ones({s, t}, at::TensorOptions().dtype(at::kBool)).triu(t - s + 1),
-                             -1e30);
+                             layers::mask_min(dtype));
   }
-  const at::Tensor scores = at::randn({1, heads, s, t}, opts);
-  const at::Tensor probs = at::softmax(scores, -1);
   const at::Tensor attn_out = at::randn({1, s, q_dim}, opts);
   const at::Tensor gate = at::randn({1, s, inter}, opts), up = at::randn({1, s, inter}, opts);
-  auto rotate_half = [](const at::Tensor& a) {
-    const std::int64_t half = a.size(-1) / 2;
-    return at::cat({-a.narrow(-1, half, half), a.narrow(-1, 0, half)}, -1);
-  };
-  const double scale = std::sqrt(static_cast<double>(d));
+  // Real rotations (|cos|^2 + |sin|^2 = 1), so that RoPE applied in place again and again stays
+  // finite.
+  const at::Tensor angle = at::rand({1, s, d}) * 6.28;
+  const at::Tensor cos = angle.cos().to(dtype), sin = angle.sin().to(dtype);
+  const at::Tensor qp = at::randn({1, s, heads, d}, opts), kp = at::randn({1, s, kvh, d}, opts);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const layers::Linear lq{wq, bq}, lk{wk, bkv}, lv{wv, bkv}, lo{wo, {}}, lg{wg, {}}, lu{wu, {}},
+      ld{wd, {}};
+  const bool one_row = kernels::gemv_applies(x, wq);
   std::vector<std::pair<std::string, std::function<void()>>> ops = {
       {"rms_norm x2",
        [&] {
-         for (int i = 0; i < 2; ++i) {
-           const at::Tensor f = x.to(at::kFloat);
-           (void)(gain * (f * at::rsqrt(f.pow(2).mean(-1, true) + 1e-6)).to(dtype));
-         }
+         for (int i = 0; i < 2; ++i) (void)kernels::rms_norm(x, gain, 1e-6);
        }},
       {"q/k/v proj",
        [&] {
-         (void)at::linear(x, wq, bq);
-         (void)at::linear(x, wk, bkv);
-         (void)at::linear(x, wv, bkv);
+         if (one_row) {
+           (void)kernels::gemv(x, {{&wq, &bq}, {&wk, &bkv}, {&wv, &bkv}});
+         } else {
+           (void)lq(x);
+           (void)lk(x);
+           (void)lv(x);
+         }
        }},
-      {"rope q,k",
+      {"rope q,k (in place)",
        [&] {
-         (void)(q * cos + rotate_half(q) * sin);
-         const at::Tensor kn = k.narrow(2, t - s, s);
-         (void)(kn * cos + rotate_half(kn) * sin);
+         kernels::rope_(qp, cos, sin);
+         kernels::rope_(kp, cos, sin);
        }},
-      {"scores q.k^T (+scale, mask)",
-       [&] {
-         at::Tensor sc =
-             at::matmul(q.reshape({1, kvh, rep * s, d}), k.transpose(2, 3)).view({1, heads, s, t}) /
-             scale;
-         if (mask.defined()) sc = sc + mask;
-       }},
-      {"softmax (fp32) + cast", [&] { (void)at::softmax(scores, -1, at::kFloat).to(dtype); }},
-      {"probs.v",
-       [&] {
-         (void)at::matmul(probs.view({1, kvh, rep * s, t}), v)
-             .view({1, heads, s, d})
-             .transpose(1, 2)
-             .reshape({1, s, q_dim});
-       }},
-      {"o proj", [&] { (void)at::linear(attn_out, wo); }},
+      {"attention (chunked, fused softmax)",
+       [&] { (void)layers::attention(q, k, v, scale, mask, /*causal=*/true); }},
+      {"o proj", [&] { (void)lo(attn_out); }},
       {"gate+up proj",
        [&] {
-         (void)at::linear(x, wg);
-         (void)at::linear(x, wu);
+         if (one_row) {
+           (void)kernels::gemv_silu_mul(x, {&wg, nullptr}, {&wu, nullptr});
+         } else {
+           (void)lg(x);
+           (void)lu(x);
+         }
        }},
-      {"silu(gate)*up", [&] { (void)(at::silu(gate) * up); }},
-      {"down proj", [&] { (void)at::linear(up, wd); }},
+      {"silu(gate)*up", [&] { kernels::silu_mul_(gate, up); }},
+      {"down proj", [&] { (void)ld(one_row ? gate.narrow(1, 0, 1) : gate); }},
       {"residual adds x2",
        [&] {
          (void)(x + x);
@@ -305,19 +298,19 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
   const std::int64_t seq = syn.inputs.input_ids.size(1);
   r.prefill_tokens = seq;
 
-  model::ForwardOptions fo;
-  fo.last_logits_only = true;
-  auto one_run = [&](bool record) {
-    if (syn.run_vision) {
-      const auto t0 = Clock::now();
-      syn.run_vision();
-      if (record) r.vision_ms_runs.push_back(ms_since(t0));
-    }
+  model::ForwardOptions plain;
+  plain.last_logits_only = true;
+  model::ForwardOptions with_methods = plain;
+  with_methods.hooks = o.pipeline;
+  r.has_pipeline = o.pipeline != nullptr;
+  // The whole prefill (vision included), then decode steps; returns the KV bytes.
+  auto prefill_decode = [&](const model::ForwardOptions& fo, std::vector<double>* prefill_runs,
+                            std::vector<double>* decode_runs) {
     model::DecodeState state = m.new_state(1);
     auto t0 = Clock::now();
     model::ForwardOutput out = m.forward_cached(syn.inputs, fo, state);
     at::Tensor next = out.logits.select(1, out.logits.size(1) - 1).argmax(-1).view({1, 1});
-    if (record) r.prefill_ms_runs.push_back(ms_since(t0));
+    if (prefill_runs) prefill_runs->push_back(ms_since(t0));
     t0 = Clock::now();
     for (std::int64_t i = 0; i < o.new_tokens; ++i) {
       model::ForwardInputs step;
@@ -325,19 +318,60 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
       out = m.forward_cached(step, fo, state);
       next = out.logits.select(1, out.logits.size(1) - 1).argmax(-1).view({1, 1});
     }
-    if (record && o.new_tokens > 0) r.decode_ms_runs.push_back(ms_since(t0) / o.new_tokens);
-    r.kv_bytes = state.cache ? state.cache->bytes() : 0;
-    if (syn.text_only.input_ids.defined()) {
-      model::DecodeState llm_state = m.new_state(1);
-      t0 = Clock::now();
-      (void)m.forward_cached(syn.text_only, fo, llm_state);
-      if (record) r.llm_prefill_ms_runs.push_back(ms_since(t0));
-    } else if (record) {
-      r.llm_prefill_ms_runs.push_back(r.prefill_ms_runs.back());
+    if (decode_runs && o.new_tokens > 0) decode_runs->push_back(ms_since(t0) / o.new_tokens);
+    return state.cache ? state.cache->bytes() : std::int64_t{0};
+  };
+  auto timed_prefill = [&](const model::ForwardInputs& in, const model::ForwardOptions& fo,
+                           std::vector<double>* runs) {
+    model::DecodeState state = m.new_state(1);
+    const auto t0 = Clock::now();
+    (void)m.forward_cached(in, fo, state);
+    if (runs) runs->push_back(ms_since(t0));
+  };
+  auto one_run = [&](bool record) {
+    // The vision tower alone; its output makes the LLM-alone prefill on the real token layout.
+    model::ForwardInputs llm_inputs =
+        syn.text_only.input_ids.defined() ? syn.text_only : syn.inputs;
+    r.llm_prefill_input = syn.text_only.input_ids.defined() ? "text" : "prefill";
+    if (syn.inputs.pixel_values.defined() || syn.inputs.pixel_values_videos.defined()) {
+      const auto t0 = Clock::now();
+      const model::MediaEmbeds media = m.embed_media(syn.inputs);
+      if (record) r.vision_ms_runs.push_back(ms_since(t0));
+      if (media.image_embeds.defined() || media.video_embeds.defined()) {
+        llm_inputs = syn.inputs;
+        llm_inputs.pixel_values = llm_inputs.pixel_values_videos = at::Tensor();
+        llm_inputs.image_embeds = media.image_embeds;
+        llm_inputs.video_embeds = media.video_embeds;
+        r.llm_prefill_input = "image_embeds";
+      } else if (syn.run_vision) {
+        const auto t1 = Clock::now();
+        syn.run_vision();
+        if (record) r.vision_ms_runs.back() = ms_since(t1);
+      }
+    }
+    r.kv_bytes = prefill_decode(plain, record ? &r.prefill_ms_runs : nullptr,
+                                record ? &r.decode_ms_runs : nullptr);
+    timed_prefill(llm_inputs, plain, record ? &r.llm_prefill_ms_runs : nullptr);
+    if (o.pipeline) {
+      PipelineTimings& p = r.pipeline;
+      p.kv_bytes = prefill_decode(with_methods, record ? &p.prefill_ms_runs : nullptr,
+                                  record ? &p.decode_ms_runs : nullptr);
+      p.report_json = o.pipeline->report().to_json();
+      timed_prefill(llm_inputs, with_methods, record ? &p.llm_prefill_ms_runs : nullptr);
     }
   };
   for (int i = 0; i < o.warmup; ++i) one_run(false);
   for (int i = 0; i < o.repeat; ++i) one_run(true);
+  if (o.pipeline) {
+    PipelineTimings& p = r.pipeline;
+    p.prefill_ms = median(p.prefill_ms_runs);
+    p.llm_prefill_ms = median(p.llm_prefill_ms_runs);
+    p.decode_ms_per_token = median(p.decode_ms_runs);
+    p.prefill_speedup = median(r.prefill_ms_runs) / std::max(p.prefill_ms, 1e-9);
+    p.llm_prefill_speedup = median(r.llm_prefill_ms_runs) / std::max(p.llm_prefill_ms, 1e-9);
+    if (p.decode_ms_per_token > 0)
+      p.decode_speedup = median(r.decode_ms_runs) / p.decode_ms_per_token;
+  }
 
   r.vision_ms = median(r.vision_ms_runs);
   r.prefill_ms = median(r.prefill_ms_runs);
@@ -368,16 +402,26 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
                                   {"o_proj", seq, q, h},
                                   {"gate_proj", seq, h, i},
                                   {"down_proj", seq, i, h}};
+    // Per layer: q, k and v (k's shape), o, gate and up (gate's shape), down.
+    const double per_layer[] = {1, 2, 1, 2, 1};
     r.gemm = measure_gemm(shapes, m.dtype(), 3);
-    // Decode's matrix-vector products, for reference (not part of the peak).
-    const auto gemv = measure_gemm({{"gate_proj m=1", 1, h, i}}, m.dtype(), 5);
-    r.gemm.insert(r.gemm.end(), gemv.begin(), gemv.end());
+    double mix_flops = 0, mix_ms = 0;
     for (std::size_t k = 0; k < shapes.size(); ++k) {
       r.gemm_peak_gflops = std::max(r.gemm_peak_gflops, r.gemm[k].gflops);
+      mix_flops += per_layer[k] * shapes[k].flops();
+      mix_ms += per_layer[k] * r.gemm[k].ms;
     }
+    r.gemm_mix_gflops = mix_flops / (mix_ms * 1e-3) / 1e9;
+    // Decode's matrix-vector products, for reference (not part of the peak): at::linear and the
+    // GEMV kernel that decode uses.
+    const auto gemv = measure_gemm({{"gate_proj m=1", 1, h, i}}, m.dtype(), 5);
+    r.gemm.insert(r.gemm.end(), gemv.begin(), gemv.end());
+    const auto kernel = measure_gemv_kernel({"gate_proj m=1 kernel", 1, h, i}, m.dtype(), 5);
+    if (kernel.ms > 0) r.gemm.push_back(kernel);
     r.mem_bandwidth_gbs = measure_copy_bandwidth();
-    r.prefill_flops_utilization =
-        r.prefill_flops / (r.llm_prefill_ms * 1e-3) / 1e9 / std::max(r.gemm_peak_gflops, 1e-9);
+    const double achieved = r.prefill_flops / (r.llm_prefill_ms * 1e-3) / 1e9;
+    r.prefill_flops_utilization = achieved / std::max(r.gemm_peak_gflops, 1e-9);
+    r.prefill_flops_utilization_mix = achieved / std::max(r.gemm_mix_gflops, 1e-9);
     if (r.decode_ms_per_token > 0) {
       r.decode_bandwidth_utilization = r.decode_bytes_per_token / (r.decode_ms_per_token * 1e-3) /
                                        1e9 / std::max(r.mem_bandwidth_gbs, 1e-9);
@@ -415,6 +459,7 @@ std::string to_json(const BenchResult& r) {
   j["vision_ms"] = r.vision_ms;
   j["prefill_ms"] = r.prefill_ms;
   j["llm_prefill_ms"] = r.llm_prefill_ms;
+  j["llm_prefill_input"] = r.llm_prefill_input;
   j["prefill_tokens_per_s"] = r.prefill_tokens_per_s;
   j["decode_ms_per_token"] = r.decode_ms_per_token;
   j["decode_tokens_per_s"] = r.decode_tokens_per_s;
@@ -427,6 +472,8 @@ std::string to_json(const BenchResult& r) {
   j["prefill_flops"] = r.prefill_flops;
   j["decode_bytes_per_token"] = r.decode_bytes_per_token;
   j["gemm_peak_gflops"] = r.gemm_peak_gflops;
+  j["gemm_mix_gflops"] = r.gemm_mix_gflops;
+  j["prefill_flops_utilization_mix"] = r.prefill_flops_utilization_mix;
   j["mem_bandwidth_gbs"] = r.mem_bandwidth_gbs;
   j["prefill_flops_utilization"] = r.prefill_flops_utilization;
   j["decode_bandwidth_utilization"] = r.decode_bandwidth_utilization;
@@ -446,6 +493,20 @@ std::string to_json(const BenchResult& r) {
       p.push_back({{"phase", op.phase}, {"op", op.op}, {"ms_per_layer", op.ms}});
     }
     j["profile"] = p;
+  }
+  if (r.has_pipeline) {
+    const PipelineTimings& p = r.pipeline;
+    j["pipeline"] = {{"prefill_ms", p.prefill_ms},
+                     {"llm_prefill_ms", p.llm_prefill_ms},
+                     {"decode_ms_per_token", p.decode_ms_per_token},
+                     {"prefill_ms_runs", p.prefill_ms_runs},
+                     {"llm_prefill_ms_runs", p.llm_prefill_ms_runs},
+                     {"decode_ms_runs", p.decode_ms_runs},
+                     {"prefill_speedup", p.prefill_speedup},
+                     {"llm_prefill_speedup", p.llm_prefill_speedup},
+                     {"decode_speedup", p.decode_speedup},
+                     {"kv_bytes", p.kv_bytes},
+                     {"report", json::parse(p.report_json)}};
   }
   const auto s = core::system_info();
   j["system"] = {{"glimpse_version", s.glimpse_version},
@@ -483,8 +544,8 @@ std::string to_text(const BenchResult& r) {
   if (r.init_ms > 0) add("init-random      %.0f ms\n", r.init_ms);
   add("load             %.0f ms\n", r.load_ms);
   add("vision           %.1f ms\n", r.vision_ms);
-  add("prefill          %.1f ms (%.1f tokens/s); LLM alone %.1f ms\n", r.prefill_ms,
-      r.prefill_tokens_per_s, r.llm_prefill_ms);
+  add("prefill          %.1f ms (%.1f tokens/s); LLM alone %.1f ms (%s)\n", r.prefill_ms,
+      r.prefill_tokens_per_s, r.llm_prefill_ms, r.llm_prefill_input.c_str());
   add("decode           %.1f ms/token (%.2f tokens/s)\n", r.decode_ms_per_token,
       r.decode_tokens_per_s);
   add("memory           peak RSS %.2f GB, KV cache %.1f MB\n", r.peak_rss_bytes / 1e9,
@@ -495,12 +556,21 @@ std::string to_text(const BenchResult& r) {
         static_cast<long long>(g.shape.k), static_cast<long long>(g.shape.n), g.gflops);
   }
   if (r.gemm_peak_gflops > 0) {
-    add("machine          GEMM peak %.1f GFLOP/s, copy bandwidth %.1f GB/s\n", r.gemm_peak_gflops,
-        r.mem_bandwidth_gbs);
-    add("utilisation      prefill %.1f%% of GEMM peak (%.2f TFLOP), decode %.1f%% of bandwidth "
-        "(%.2f GB/token)\n",
-        100 * r.prefill_flops_utilization, r.prefill_flops / 1e12,
-        100 * r.decode_bandwidth_utilization, r.decode_bytes_per_token / 1e9);
+    add("machine          GEMM peak %.1f GFLOP/s (layer mix %.1f), copy bandwidth %.1f GB/s\n",
+        r.gemm_peak_gflops, r.gemm_mix_gflops, r.mem_bandwidth_gbs);
+    add("utilisation      prefill %.1f%% of GEMM peak, %.1f%% of the mix (%.2f TFLOP), decode "
+        "%.1f%% of bandwidth (%.2f GB/token)\n",
+        100 * r.prefill_flops_utilization, 100 * r.prefill_flops_utilization_mix,
+        r.prefill_flops / 1e12, 100 * r.decode_bandwidth_utilization,
+        r.decode_bytes_per_token / 1e9);
+  }
+  if (r.has_pipeline) {
+    const PipelineTimings& p = r.pipeline;
+    add("pipeline         prefill %.1f ms (%.2fx), LLM alone %.1f ms (%.2fx), decode %.1f ms/token "
+        "(%.2fx)\n",
+        p.prefill_ms, p.prefill_speedup, p.llm_prefill_ms, p.llm_prefill_speedup,
+        p.decode_ms_per_token, p.decode_speedup);
+    out += "pipeline report  " + p.report_json + "\n";
   }
   for (const auto& p : r.profile) {
     add("profile %-8s %-28s %9.3f ms/layer\n", p.phase.c_str(), p.op.c_str(), p.ms);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "kernels/ops.h"
+
 namespace glimpse::bench {
 namespace {
 
@@ -36,6 +38,25 @@ std::vector<GemmResult> measure_gemm(const std::vector<GemmShape>& shapes, c10::
     out.push_back(g);
   }
   return out;
+}
+
+GemmResult measure_gemv_kernel(const GemmShape& s, c10::ScalarType dtype, int repeat) {
+  GemmResult g;
+  g.shape = s;
+  const auto opts = at::TensorOptions().dtype(dtype);
+  const at::Tensor x = at::randn({1, s.k}, opts) * 0.1;
+  const at::Tensor w = at::randn({s.n, s.k}, opts) * 0.1;
+  if (!kernels::gemv_applies(x, w)) return g;
+  at::Tensor y = kernels::gemv(x, {{&w, nullptr}})[0];
+  double best = 1e300;
+  for (int r = 0; r < std::max(1, repeat); ++r) {
+    const double t0 = now_ms();
+    y = kernels::gemv(x, {{&w, nullptr}})[0];
+    best = std::min(best, now_ms() - t0);
+  }
+  g.ms = best;
+  g.gflops = s.flops() / (best * 1e-3) / 1e9;
+  return g;
 }
 
 double measure_copy_bandwidth(std::int64_t bytes, int repeat) {

@@ -1,12 +1,14 @@
 // glimpse bench: vision, prefill and decode timings on synthetic inputs, against the machine's
 // measured GEMM peak and memory bandwidth.
 #include <ATen/Parallel.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "cli/cli_util.h"
@@ -16,6 +18,7 @@
 #include "glimpse/core/config.h"
 #include "glimpse/core/error.h"
 #include "glimpse/core/system.h"
+#include "glimpse/pipeline/pipeline.h"
 
 namespace glimpse::cli {
 namespace {
@@ -58,12 +61,12 @@ std::pair<std::int64_t, std::int64_t> parse_size(const std::string& s) {
 
 void add_bench_command(CLI::App& app) {
   struct Args {
-    std::string config, model, dtype = "bf16", image_size;
+    std::string config, model, dtype = "bf16", image_size, pipeline;
     std::int64_t visual_tokens = -1, text_tokens = 64, new_tokens = 16;
     std::optional<int> threads;
     int repeat = 3, warmup = 1;
     std::uint64_t seed = 0;
-    bool json = false, profile = false, no_limits = false, pipeline = false;
+    bool json = false, profile = false, no_limits = false, malloc_default = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("bench", "Time vision, prefill and decode on synthetic inputs");
@@ -86,11 +89,22 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Seed of the random weights (--config)");
   cmd->add_flag("--profile", args->profile, "Also time each op of one decoder layer");
   cmd->add_flag("--no-machine-limits", args->no_limits, "Skip the GEMM and bandwidth measurements");
-  cmd->add_flag("--pipeline", args->pipeline, "Benchmark through the pipeline (not available yet)");
+  cmd->add_option("--pipeline", args->pipeline,
+                  "Test-time methods (a JSON file or JSON text): each run is timed without and "
+                  "with them, in the same process");
   cmd->add_flag("--json", args->json, "Print one JSON object as the last line");
+  cmd->add_flag("--malloc-default", args->malloc_default,
+                "Keep glibc's default malloc settings (large blocks mmapped and unmapped on free)");
   cmd->callback([args] {
-    if (args->pipeline) {
-      throw UnsupportedError("bench --pipeline: not available yet (the pipeline API comes later)");
+    // Parsed first: a bad spec fails before minutes of random weights.
+    std::optional<pipeline::Pipeline> methods;
+    if (!args->pipeline.empty()) methods = pipeline::Pipeline::from_argument(args->pipeline);
+    if (!args->malloc_default) {
+      // glibc serves blocks above 128 KB-32 MB with mmap and unmaps them on free, so every large
+      // activation of every layer is faulted in page by page again: on a VM a [16, 128, 4096]
+      // bf16 buffer cost 8x the attention kernel that fills it. Keep freed memory in the heap.
+      mallopt(M_MMAP_MAX, 0);
+      mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
     }
     if (args->threads) core::configure_threads(*args->threads);
     const c10::ScalarType dtype = parse_dtype(args->dtype);
@@ -105,6 +119,7 @@ void add_bench_command(CLI::App& app) {
     options.warmup = args->warmup;
     options.profile = args->profile;
     options.machine_limits = !args->no_limits;
+    if (methods) options.pipeline = &*methods;
 
     using Clock = std::chrono::steady_clock;
     std::optional<ScratchDir> scratch;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "glimpse/core/error.h"
+#include "kernels/ops.h"
 #include "layers/weights.h"
 
 namespace glimpse::layers {
@@ -40,6 +41,14 @@ at::Tensor Decoder::embed(const at::Tensor& input_ids) const {
   return at::embedding(embed_tokens_, input_ids);
 }
 
+at::Tensor Decoder::lm_head(const at::Tensor& hidden) const {
+  // Decode: the 0.5 GB head of a 2B model through the GEMV kernel (at::linear reads it at a
+  // fraction of the memory bandwidth for one row).
+  if (kernels::gemv_applies(hidden, lm_head_))
+    return kernels::gemv(hidden, {{&lm_head_, nullptr}})[0];
+  return at::linear(hidden, lm_head_);
+}
+
 at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at::Tensor& cos,
                               const at::Tensor& sin, const at::Tensor& mask, model::KVCache* cache,
                               at::Tensor* probs_out, const model::ProbeRequest* probe,
@@ -47,29 +56,43 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   const DecoderLayer& layer = layers_[index];
   const std::int64_t b = x.size(0), s = x.size(1), d = config_.head_dim;
   const std::int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads;
-  at::Tensor q = layer.q_proj(x).view({b, s, heads, d}).transpose(1, 2);
-  at::Tensor k = layer.k_proj(x).view({b, s, kv_heads, d}).transpose(1, 2);
-  at::Tensor v = layer.v_proj(x).view({b, s, kv_heads, d}).transpose(1, 2);
-
-  // apply_rotary_pos_emb: q * cos + rotate_half(q) * sin, cos/sin broadcast over heads.
-  const at::Tensor c = cos.unsqueeze(1), sn = sin.unsqueeze(1);
-  q = q * c + rotate_half(q) * sn;
-  k = k * c + rotate_half(k) * sn;
-  if (cache != nullptr) std::tie(k, v) = cache->append(index, k, v);
-  const std::int64_t t = k.size(2);
+  at::Tensor q, k, v;
+  if (kernels::gemv_applies(x, layer.q_proj.weight)) {
+    // Decode: the three projections in one pass (one parallel region instead of three).
+    auto qkv = kernels::gemv(x, {{&layer.q_proj.weight, &layer.q_proj.bias},
+                                 {&layer.k_proj.weight, &layer.k_proj.bias},
+                                 {&layer.v_proj.weight, &layer.v_proj.bias}});
+    q = std::move(qkv[0]);
+    k = std::move(qkv[1]);
+    v = std::move(qkv[2]);
+  } else {
+    q = layer.q_proj(x);
+    k = layer.k_proj(x);
+    v = layer.v_proj(x);
+  }
+  q = q.view({b, s, heads, d});
+  k = k.view({b, s, kv_heads, d});
+  v = v.view({b, s, kv_heads, d});
+  // apply_rotary_pos_emb (q * cos + rotate_half(q) * sin, cos/sin broadcast over heads) in place
+  // on the fresh projections, with the reference's bf16 roundings.
+  kernels::rope_(q, cos, sin);
+  kernels::rope_(k, cos, sin);
+  at::Tensor qh = q.transpose(1, 2), kh = k.transpose(1, 2), vh = v.transpose(1, 2);
+  if (cache != nullptr) std::tie(kh, vh) = cache->append(index, kh, vh);
+  const std::int64_t t = kh.size(2);
 
   // GQA without repeat_kv: query heads sharing a KV head are stacked along the row axis, which
-  // gives the same dot products as the reference's repeated keys.
-  const std::int64_t rep = heads / kv_heads;
-  const double scale = std::sqrt(static_cast<double>(d));
-  const at::Tensor qg = q.reshape({b, kv_heads, rep * s, d});
-  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)).view({b, heads, s, t}) / scale;
-  if (mask.defined()) scores = scores + mask;
-  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(x.scalar_type());
+  // gives the same dot products as the reference's repeated keys. Probabilities are materialised
+  // only when asked for.
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  at::Tensor probs;
+  const at::Tensor out = layers::attention(qh, kh, vh, scale, mask, /*causal=*/true,
+                                           probs_out != nullptr ? &probs : nullptr);
   if (probs_out != nullptr) *probs_out = probs;
   if (probe != nullptr) {
     // The probed rows are recomputed from q and the cached keys, so that a method gets the rows
     // it asked for without the full map being kept.
+    const std::int64_t rep = heads / kv_heads;
     std::vector<std::int64_t> rows =
         probe->last_row ? std::vector<std::int64_t>{s - 1} : probe->rows;
     for (const auto r : rows) {
@@ -79,17 +102,14 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
     }
     const at::Tensor idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
     const std::int64_t n = static_cast<std::int64_t>(rows.size());
-    const at::Tensor qr = q.index_select(2, idx).reshape({b, kv_heads, rep * n, d});
-    at::Tensor sr = at::matmul(qr, k.transpose(2, 3)).view({b, heads, n, t}) / scale;
+    const at::Tensor qr = qh.index_select(2, idx).reshape({b, kv_heads, rep * n, d});
+    at::Tensor sr = at::matmul(qr, kh.transpose(2, 3)).view({b, heads, n, t}) /
+                    std::sqrt(static_cast<double>(d));
     if (mask.defined()) sr = sr + mask.index_select(2, idx);
     probe_out->probs = at::softmax(sr, -1, at::kFloat);
     probe_out->rows = rows;
   }
-  const at::Tensor out = at::matmul(probs.view({b, kv_heads, rep * s, t}), v)
-                             .view({b, heads, s, d})
-                             .transpose(1, 2)
-                             .reshape({b, s, heads * d});
-  return layer.o_proj(out);
+  return layer.o_proj(out.view({b, s, heads * d}));
 }
 
 DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Tensor query_mask,
@@ -146,7 +166,7 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
     }
     if (run.output_attentions) out.attentions.push_back(probs);
     const at::Tensor h = layer.post_attention_layernorm(x);
-    at::Tensor mlp = layer.down_proj(activate(layer.gate_proj(h), config_.act) * layer.up_proj(h));
+    at::Tensor mlp = gated_mlp(layer.gate_proj, layer.up_proj, layer.down_proj, h, config_.act);
     if (run.hooks) {
       model::MlpSite site{li, run.prefill, h, mlp};
       run.hooks->on_mlp(site);

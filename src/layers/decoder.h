@@ -60,7 +60,7 @@ class Decoder {
 
   const DecoderConfig& config() const { return config_; }
   at::Tensor embed(const at::Tensor& input_ids) const;
-  at::Tensor lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+  at::Tensor lm_head(const at::Tensor& hidden) const;
   at::Tensor final_norm(const at::Tensor& hidden) const { return norm_(hidden); }
 
   // x: [B, S, H] embeddings; cos, sin: [B, S, head_dim] in the compute dtype; query_mask:

@@ -1,8 +1,10 @@
 #include "layers/modules.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "glimpse/core/error.h"
+#include "kernels/ops.h"
 #include "layers/weights.h"
 
 namespace glimpse::layers {
@@ -15,15 +17,19 @@ Linear Linear::load(WeightLoader& w, const std::string& prefix, std::int64_t in,
   return l;
 }
 
+at::Tensor Linear::operator()(const at::Tensor& x) const {
+  if (kernels::gemv_applies(x, weight)) return kernels::gemv(x, {{&weight, &bias}})[0];
+  return at::linear(x, weight, bias);
+}
+
 RMSNorm RMSNorm::load(WeightLoader& w, const std::string& prefix, std::int64_t dim, double eps) {
   return RMSNorm{w.get(prefix + ".weight", {dim}), eps};
 }
 
 at::Tensor RMSNorm::operator()(const at::Tensor& x) const {
-  // transformers Qwen2RMSNorm.forward: variance in fp32, then weight * x.to(input_dtype).
-  const at::Tensor h = x.to(at::kFloat);
-  const at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
-  return weight * (h * at::rsqrt(variance + eps)).to(x.scalar_type());
+  // transformers Qwen2RMSNorm.forward: variance in fp32, then weight * x.to(input_dtype); one
+  // pass per row instead of seven ops with two dtype conversions.
+  return kernels::rms_norm(x, weight, eps);
 }
 
 LayerNorm LayerNorm::load(WeightLoader& w, const std::string& prefix, std::int64_t dim,
@@ -55,6 +61,70 @@ at::Tensor activate(const at::Tensor& x, Activation act) {
       return at::relu(x);
   }
   return x;
+}
+
+at::Tensor gated_mlp(const Linear& gate, const Linear& up, const Linear& down, const at::Tensor& x,
+                     Activation act) {
+  if (act != Activation::Silu) return down(activate(gate(x), act) * up(x));
+  if (kernels::gemv_applies(x, gate.weight)) {
+    return down(kernels::gemv_silu_mul(x, {&gate.weight, &gate.bias}, {&up.weight, &up.bias}));
+  }
+  at::Tensor g = gate(x);
+  kernels::silu_mul_(g, up(x));
+  return down(g);
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                     const at::Tensor& mask, bool causal, at::Tensor* probs_out,
+                     std::int64_t chunk) {
+  const std::int64_t b = q.size(0), hq = q.size(1), s = q.size(2), d = q.size(3);
+  const std::int64_t hkv = k.size(1), t = k.size(2), dv = v.size(3), rep = hq / hkv;
+  if (hkv * rep != hq || k.size(0) != b || v.size(2) != t) {
+    throw InputError("attention: q " + c10::str(q.sizes()) + ", k " + c10::str(k.sizes()) + ", v " +
+                     c10::str(v.sizes()) + " do not fit");
+  }
+  // Keys and values as [B*Hkv, T, D] with dense rows (the cache's views already are); q^T k is
+  // then one batched GEMM with a transposed operand per chunk.
+  auto rows = [](at::Tensor a) {
+    a = a.reshape({a.size(0) * a.size(1), a.size(2), a.size(3)});
+    return a.stride(2) == 1 && a.stride(1) == a.size(2) ? a : a.contiguous();
+  };
+  const at::Tensor k3 = rows(k), v3 = rows(v), kt = k3.transpose(1, 2);
+  // q k^T with a head dim of 64-128 runs at 5-15 GFLOP/s through at::bmm (oneDNN and OpenBLAS
+  // alike: a small inner dimension and a wide output); the fused kernel computes the scores in
+  // fp32 blocks that go straight into the softmax.
+  const at::Tensor packed = kernels::pack_keys(k3);
+  at::Tensor out = at::empty({b, s, hq, dv}, q.options());
+  // About 4 M scores per chunk (8 MB in bf16) and at least 256 rows per key head, so that the
+  // GEMMs stay large while the scores never exist whole.
+  if (chunk <= 0)
+    chunk = std::max<std::int64_t>((std::int64_t{1} << 22) / std::max<std::int64_t>(hq * t, 1),
+                                   (256 + rep - 1) / rep);
+  if (probs_out != nullptr) chunk = s;
+  chunk = std::min(chunk, std::max<std::int64_t>(s, 1));
+  // Causal: skip the keys after the chunk's last query. Only when every row has key 0 allowed: a
+  // row with every key masked gets uniform weights over all T keys in the reference.
+  bool truncate = causal && s > 1 && mask.defined() && probs_out == nullptr;
+  if (truncate) truncate = mask.select(3, 0).eq(0).all().item<bool>();
+  const std::int64_t past = t - s;
+  for (std::int64_t i0 = 0; i0 < s; i0 += chunk) {
+    const std::int64_t cq = std::min(chunk, s - i0);
+    const std::int64_t tl = truncate ? std::min(t, past + i0 + cq) : t;
+    const at::Tensor qc = q.narrow(2, i0, cq).reshape({b * hkv, rep * cq, d});
+    at::Tensor mc;
+    if (mask.defined()) mc = mask.select(1, 0).narrow(1, i0, cq).narrow(2, 0, tl);
+    at::Tensor sc;  // probabilities [B*Hkv, rep*cq, tl]
+    if (packed.defined() && (!mc.defined() || mc.scalar_type() == q.scalar_type())) {
+      sc = kernels::attention_probs(qc, packed, tl, scale, mc, hq * cq);
+    } else {
+      sc = at::bmm(qc, kt.narrow(2, 0, tl));
+      kernels::softmax_(sc.view({b * hq * cq, tl}), scale, mc, hq * cq);
+    }
+    const at::Tensor oc = at::bmm(sc, v3.narrow(1, 0, tl));  // [B*Hkv, rep*cq, dv]
+    out.narrow(1, i0, cq).copy_(oc.view({b, hq, cq, dv}).transpose(1, 2));
+    if (probs_out != nullptr) *probs_out = sc.view({b, hq, s, t});
+  }
+  return out;
 }
 
 at::Tensor rotate_half(const at::Tensor& x) {

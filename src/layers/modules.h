@@ -17,7 +17,8 @@ struct Linear {
 
   static Linear load(WeightLoader& w, const std::string& prefix, std::int64_t in, std::int64_t out,
                      bool bias);
-  at::Tensor operator()(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+  // at::linear; a single row (decode) goes through the fused GEMV kernel where it applies.
+  at::Tensor operator()(const at::Tensor& x) const;
 };
 
 // LlamaRMSNorm / Qwen2RMSNorm: normalise in fp32, cast back to the input dtype, then scale.
@@ -44,6 +45,25 @@ struct LayerNorm {
 enum class Activation { Silu, Gelu, GeluTanh, QuickGelu, Relu };
 Activation parse_activation(const std::string& name, const std::string& where);
 at::Tensor activate(const at::Tensor& x, Activation act);
+
+// down(act(gate(x)) * up(x)) (transformers Qwen2MLP / LlamaMLP.forward) with silu fused into the
+// product in place and, for a single row, gate and up in one pass over both weights.
+at::Tensor gated_mlp(const Linear& gate, const Linear& up, const Linear& down, const at::Tensor& x,
+                     Activation act);
+
+// softmax(q k^T * scale + mask) v (transformers eager_attention_forward) with queries taken in
+// chunks so that the scores never exist whole, the scale and mask applied inside an fp32 softmax
+// pass in place, and grouped-query heads sharing their key head without repeat_kv.
+//   q [B, Hq, S, D], k and v [B, Hkv, T, D] (Hkv divides Hq; query head h uses key head
+//   h / (Hq / Hkv)), mask [B, 1, S, T] additive in q's dtype or undefined.
+//   causal: the mask blocks every key after position T - S + i for query i (and a row with any
+//   key allowed has key 0 allowed); keys past the last allowed one of a chunk are then skipped.
+//   probs_out: the probabilities [B, Hq, S, T] (computed in one chunk).
+//   chunk: query rows per chunk (0: about 4 M scores per chunk).
+// Returns [B, S, Hq, D] contiguous.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                     const at::Tensor& mask, bool causal, at::Tensor* probs_out = nullptr,
+                     std::int64_t chunk = 0);
 
 // cat(-x2, x1) over the last dimension (NeoX-style half split).
 at::Tensor rotate_half(const at::Tensor& x);

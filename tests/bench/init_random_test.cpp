@@ -314,6 +314,8 @@ TEST(BenchTest, LibraryRunWithProfileOnAModelFolder) {
 TEST(BenchTest, BadOptionsAreOneLineErrors) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"bench", "--config", tiny_qwen_path(), "--pipeline"},
+           {"bench", "--config", tiny_qwen_path(), "--pipeline",
+            R"({"methods": [{"type": "nope"}]})"},
            {"bench", "--config", tiny_qwen_path(), "--image-size", "12by4"},
            {"bench", "--config", tiny_qwen_path(), "--text-tokens", "1", "--repeat", "1"},
            {"bench"},
@@ -323,8 +325,52 @@ TEST(BenchTest, BadOptionsAreOneLineErrors) {
     EXPECT_LT(r.exit_code, 128) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   }
-  const auto r = test::run_cli({"bench", "--config", tiny_qwen_path(), "--pipeline"});
-  EXPECT_NE(r.out.find("not available yet"), std::string::npos) << r.out;
+  const auto r = test::run_cli(
+      {"bench", "--config", tiny_qwen_path(), "--pipeline", R"({"methods": [{"type": "nope"}]})"});
+  EXPECT_NE(r.out.find("nope"), std::string::npos) << r.out;
+}
+
+TEST(BenchTest, PipelineIsTimedAgainstThePlainRunInTheSameProcess) {
+  const auto r = test::run_cli({"bench",
+                                "--config",
+                                tiny_qwen_path(),
+                                "--visual-tokens",
+                                "6",
+                                "--text-tokens",
+                                "8",
+                                "--new-tokens",
+                                "2",
+                                "--repeat",
+                                "1",
+                                "--warmup",
+                                "0",
+                                "--dtype",
+                                "f32",
+                                "--threads",
+                                "1",
+                                "--no-machine-limits",
+                                "--pipeline",
+                                R"({"methods": [{"type": "fastv", "layer": 1, "ratio": 0.5}]})",
+                                "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::string last;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) last = line;
+  }
+  const auto j = nlohmann::json::parse(last);
+  EXPECT_EQ(j["llm_prefill_input"], "image_embeds");
+  ASSERT_TRUE(j.contains("pipeline")) << last;
+  const auto& p = j["pipeline"];
+  for (const char* key : {"prefill_ms", "llm_prefill_ms", "decode_ms_per_token", "prefill_speedup",
+                          "llm_prefill_speedup"}) {
+    EXPECT_GT(p[key].get<double>(), 0) << key;
+  }
+  // FastV's report: 6 visual tokens, half of them kept from layer 1 on.
+  const auto& fastv = p["report"]["methods"][0];
+  EXPECT_EQ(fastv["type"], "fastv");
+  EXPECT_EQ(fastv["visual_tokens_before"].get<double>(), 6);
+  EXPECT_EQ(fastv["visual_tokens_after"].get<double>(), 3);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "glimpse/bench/machine_limits.h"
 #include "glimpse/model/model.h"
+#include "glimpse/pipeline/pipeline.h"
 
 namespace glimpse::bench {
 
@@ -32,6 +33,19 @@ struct BenchOptions {
   int repeat = 3;
   bool machine_limits = true;  // measure GEMM peak and bandwidth
   bool profile = false;        // time the ops of one decoder layer at the prefill/decode shapes
+  // Test-time methods (not owned): when set, every timed run is made twice in the same process,
+  // without and with the methods, and BenchResult::pipeline holds the second timings.
+  pipeline::Pipeline* pipeline = nullptr;
+};
+
+// Timings of the runs with the pipeline (see BenchOptions::pipeline) and their speedups against
+// the plain runs of the same process.
+struct PipelineTimings {
+  double prefill_ms = 0, llm_prefill_ms = 0, decode_ms_per_token = 0;
+  std::vector<double> prefill_ms_runs, llm_prefill_ms_runs, decode_ms_runs;
+  double prefill_speedup = 0, llm_prefill_speedup = 0, decode_speedup = 0;  // plain / pipeline
+  std::int64_t kv_bytes = 0;
+  std::string report_json;  // Pipeline::report() of the last run with the methods
 };
 
 // One op of a decoder layer timed in isolation (see profile_decoder_layer).
@@ -53,9 +67,13 @@ struct BenchResult {
   std::int64_t llm_parameters = 0, vision_parameters = 0, weight_bytes = 0;
   // Timings (ms, median of repeats)
   double init_ms = 0, load_ms = 0;
-  double vision_ms = 0;             // vision tower (+ merger / projector) alone
-  double prefill_ms = 0;            // the whole prefill forward_cached, vision included
-  double llm_prefill_ms = 0;        // the same prompt, text in place of the image: the LLM alone
+  double vision_ms = 0;       // vision tower (+ merger / projector) alone
+  double prefill_ms = 0;      // the whole prefill forward_cached, vision included
+  double llm_prefill_ms = 0;  // the LLM alone: the prompt with precomputed image_embeds
+  // How llm_prefill_ms was measured: "image_embeds" (the real token layout, vision skipped),
+  // "text" (text tokens in place of the image: models without embed_media) or "prefill" (no
+  // media).
+  std::string llm_prefill_input;
   double prefill_tokens_per_s = 0;  // prefill_tokens / prefill_ms
   double decode_ms_per_token = 0, decode_tokens_per_s = 0;
   std::vector<double> prefill_ms_runs, vision_ms_runs, decode_ms_runs, llm_prefill_ms_runs;
@@ -66,9 +84,18 @@ struct BenchResult {
   double decode_bytes_per_token = 0;  // weights + mean KV read per decode step
   // Machine
   std::vector<GemmResult> gemm;
-  double gemm_peak_gflops = 0, mem_bandwidth_gbs = 0;
-  double prefill_flops_utilization = 0, decode_bandwidth_utilization = 0;
+  double gemm_peak_gflops = 0;  // the best of the prefill GEMM shapes
+  // FLOP-weighted throughput of the decoder layer's own GEMM mix (q, k, v, o, gate, up, down at
+  // the prefill length): what the LLM prefill would reach if everything but GEMMs were free.
+  double gemm_mix_gflops = 0;
+  double mem_bandwidth_gbs = 0;
+  // prefill_flops / llm_prefill_ms against gemm_peak_gflops (the strict figure), and against
+  // gemm_mix_gflops.
+  double prefill_flops_utilization = 0, prefill_flops_utilization_mix = 0;
+  double decode_bandwidth_utilization = 0;
   std::vector<OpTime> profile;
+  bool has_pipeline = false;
+  PipelineTimings pipeline;
 };
 
 // Runs the benchmark on `model`. Throws InputError for sizes the model cannot take.

@@ -30,6 +30,10 @@ struct GemmResult {
 std::vector<GemmResult> measure_gemm(const std::vector<GemmShape>& shapes, c10::ScalarType dtype,
                                      int repeat = 3);
 
+// The GEMV kernel decode uses for one row (kernels::gemv) at `shape` (m = 1); ms = 0 when it
+// does not apply on this CPU or dtype.
+GemmResult measure_gemv_kernel(const GemmShape& shape, c10::ScalarType dtype, int repeat = 5);
+
 // A stream-like copy of `bytes` (read) into another buffer (write); returns GB/s counting read
 // plus write bytes (1 GB = 1e9 B), best of `repeat`. `bytes` should dwarf the caches.
 double measure_copy_bandwidth(std::int64_t bytes = std::int64_t{512} << 20, int repeat = 5);

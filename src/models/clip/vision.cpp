@@ -86,10 +86,11 @@ VisionOutput VisionTransformer::forward(const at::Tensor& pixel_values, std::int
       return proj(hn).view({n, s, heads, d}).transpose(1, 2);
     };
     const at::Tensor q = split(l.q_proj), k = split(l.k_proj), v = split(l.v_proj);
-    const at::Tensor probs =
-        at::softmax(at::matmul(q, k.transpose(2, 3)) * scale, -1, at::kFloat).to(dtype);
+    at::Tensor probs;
+    const at::Tensor attn = layers::attention(q, k, v, scale, at::Tensor(), /*causal=*/false,
+                                              output_attentions ? &probs : nullptr);
     if (output_attentions) out.attentions.push_back(probs);
-    x = x + l.out_proj(at::matmul(probs, v).transpose(1, 2).reshape({n, s, h}));
+    x = x + l.out_proj(attn.view({n, s, h}));
     x = x + l.fc2(layers::activate(l.fc1(l.layer_norm2(x)), c.act));
     out.hidden_states.push_back(x);
   }

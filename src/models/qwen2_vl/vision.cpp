@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/ops.h"
 #include "layers/weights.h"
 #include "models/qwen2_5_vl/vision_utils.h"
 
@@ -88,15 +89,13 @@ at::Tensor VisionTransformer::attention(const Block& b, const at::Tensor& x, con
                                         const at::Tensor& sin,
                                         const std::vector<std::int64_t>& cu_seqlens) const {
   const std::int64_t n = x.size(0), heads = config_.num_heads, d = config_.head_dim();
-  const at::Tensor qkv = b.qkv(x).view({n, 3, heads, d}).permute({1, 0, 2, 3});
-  at::Tensor q = qkv[0], k = qkv[1];
-  const at::Tensor v = qkv[2];
-  // apply_rotary_pos_emb_vision: rotate in fp32, cast back.
-  const auto dtype = x.scalar_type();
-  const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  const at::Tensor qf = q.to(at::kFloat), kf = k.to(at::kFloat);
-  q = (qf * c + layers::rotate_half(qf) * s).to(dtype);
-  k = (kf * c + layers::rotate_half(kf) * s).to(dtype);
+  const at::Tensor qkv = b.qkv(x).view({1, n, 3 * heads, d});
+  // apply_rotary_pos_emb_vision on q and k (the first 2 * heads rows of each patch) in place:
+  // rotated in fp32 against the fp32 tables, rounded once.
+  kernels::rope_(qkv.narrow(2, 0, 2 * heads), cos.unsqueeze(0), sin.unsqueeze(0));
+  const at::Tensor q = qkv.narrow(2, 0, heads).transpose(1, 2);  // [1, heads, n, d]
+  const at::Tensor k = qkv.narrow(2, heads, heads).transpose(1, 2);
+  const at::Tensor v = qkv.narrow(2, 2 * heads, heads).transpose(1, 2);
 
   // Attention is block-diagonal over cu_seqlens; the reference's additive finfo.min mask gives
   // exactly zero weight outside the blocks, so each block is computed on its own.
@@ -106,14 +105,12 @@ at::Tensor VisionTransformer::attention(const Block& b, const at::Tensor& x, con
   for (std::size_t i = 1; i < cu_seqlens.size(); ++i) {
     const std::int64_t start = cu_seqlens[i - 1], len = cu_seqlens[i] - start;
     if (len == 0) continue;
-    const at::Tensor qs = q.narrow(0, start, len).transpose(0, 1);
-    const at::Tensor ks = k.narrow(0, start, len).transpose(0, 1);
-    const at::Tensor vs = v.narrow(0, start, len).transpose(0, 1);
-    const at::Tensor probs =
-        at::softmax(at::matmul(qs, ks.transpose(1, 2)) * scale, -1, at::kFloat).to(dtype);
-    outs.push_back(at::matmul(probs, vs).transpose(0, 1).reshape({len, heads * d}));
+    outs.push_back(layers::attention(q.narrow(2, start, len), k.narrow(2, start, len),
+                                     v.narrow(2, start, len), scale, at::Tensor(),
+                                     /*causal=*/false)
+                       .view({len, heads * d}));
   }
-  return b.proj(at::cat(outs, 0));
+  return b.proj(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
 }
 
 at::Tensor VisionTransformer::forward(const at::Tensor& pixel_values, const at::Tensor& grid_thw,

@@ -1,0 +1,599 @@
+// AVX-512 kernels. Only functions marked with the target attributes below use AVX-512; nothing
+// else in this file (no templates, no library calls inside them) so that no AVX-512 code can leak
+// into a COMDAT shared with the rest of the library. Callers check the CPU first (cpu_kernels.h).
+// GCC 12 warns about _mm512_undefined_* inside its own reduce intrinsics (a false positive).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/cpu_kernels.h"
+
+#define GLIMPSE_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define GLIMPSE_AVX512_INLINE \
+  static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define GLIMPSE_AVX512BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
+
+namespace glimpse::kernels {
+
+bool avx512_available() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("fma");
+  }();
+  return ok;
+}
+
+bool avx512_bf16_available() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return avx512_available() && __builtin_cpu_supports("avx512bf16");
+  }();
+  return ok;
+}
+
+namespace avx512 {
+namespace {
+
+// Lanes [0, n) of 16.
+GLIMPSE_AVX512_INLINE __mmask16 tail16(std::int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+GLIMPSE_AVX512_INLINE __m512 load_bf16(const std::uint16_t* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+GLIMPSE_AVX512_INLINE __m512 load_f32(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+
+// Round to nearest even as c10::BFloat16 (NaN -> 0x7FC0); returns the 32-bit patterns with the
+// result in the upper half.
+GLIMPSE_AVX512_INLINE __m512i round_bits(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7FC00000));
+  return _mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u)));
+}
+
+// The fp32 value of v rounded to bf16.
+GLIMPSE_AVX512_INLINE __m512 rnd(__m512 v) {
+  return _mm512_castsi512_ps(round_bits(v));
+}
+
+GLIMPSE_AVX512_INLINE void store_bf16(std::uint16_t* p, __m512 v, __mmask16 m) {
+  const __m256i h = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_bits(v), 16));
+  _mm256_mask_storeu_epi16(p, m, h);
+}
+
+// exp(x) in fp32 (Cephes expf: Cody-Waite reduction, degree-5 polynomial, about 1 ulp); 0 below
+// -88 so that masked scores (finfo.min) give exactly zero weight.
+GLIMPSE_AVX512_INLINE __m512 exp512(__m512 x) {
+  const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-88.0f), _CMP_LT_OQ);
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
+  x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_maskz_mov_ps(static_cast<__mmask16>(~tiny), _mm512_scalef_ps(p, n));
+}
+
+// silu(x) = x / (1 + exp(-x)) as ATen computes it.
+GLIMPSE_AVX512_INLINE __m512 silu512(__m512 x) {
+  const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+GLIMPSE_AVX512_INLINE float inv_rms(float ss, std::int64_t dim, float eps) {
+  const float var = ss / static_cast<float>(dim);
+  __m128 v = _mm_set_ss(var + eps);
+  v = _mm_sqrt_ss(v);
+  return 1.0f / _mm_cvtss_f32(v);
+}
+
+}  // namespace
+
+GLIMPSE_AVX512 void rms_norm_bf16(const std::uint16_t* x, std::int64_t ld,
+                                  const std::uint16_t* weight, std::uint16_t* out,
+                                  std::int64_t rows, std::int64_t dim, float eps) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::uint16_t* xr = x + r * ld;
+    std::uint16_t* o = out + r * dim;
+    __m512 acc = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < dim; j += 16) {
+      const __m512 v = load_bf16(xr + j, tail16(dim - j));
+      acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    const __m512 inv = _mm512_set1_ps(inv_rms(_mm512_reduce_add_ps(acc), dim, eps));
+    for (std::int64_t j = 0; j < dim; j += 16) {
+      const __mmask16 m = tail16(dim - j);
+      const __m512 h = rnd(_mm512_mul_ps(load_bf16(xr + j, m), inv));
+      store_bf16(o + j, _mm512_mul_ps(load_bf16(weight + j, m), h), m);
+    }
+  }
+}
+
+GLIMPSE_AVX512 void rms_norm_f32(const float* x, std::int64_t ld, const float* weight, float* out,
+                                 std::int64_t rows, std::int64_t dim, float eps) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ld;
+    float* o = out + r * dim;
+    __m512 acc = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < dim; j += 16) {
+      const __m512 v = load_f32(xr + j, tail16(dim - j));
+      acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    const __m512 inv = _mm512_set1_ps(inv_rms(_mm512_reduce_add_ps(acc), dim, eps));
+    for (std::int64_t j = 0; j < dim; j += 16) {
+      const __mmask16 m = tail16(dim - j);
+      const __m512 h = _mm512_mul_ps(load_f32(xr + j, m), inv);
+      _mm512_mask_storeu_ps(o + j, m, _mm512_mul_ps(load_f32(weight + j, m), h));
+    }
+  }
+}
+
+GLIMPSE_AVX512 void rope_bf16_round(std::uint16_t* x, std::int64_t ld, const std::uint16_t* cos,
+                                    const std::uint16_t* sin, std::int64_t positions,
+                                    std::int64_t heads, std::int64_t dim) {
+  const std::int64_t half = dim / 2;
+  for (std::int64_t p = 0; p < positions; ++p) {
+    const std::uint16_t* c = cos + p * dim;
+    const std::uint16_t* s = sin + p * dim;
+    for (std::int64_t h = 0; h < heads; ++h) {
+      std::uint16_t* xr = x + p * ld + h * dim;
+      for (std::int64_t j = 0; j < half; j += 16) {
+        const __mmask16 m = tail16(half - j);
+        const __m512 x1 = load_bf16(xr + j, m), x2 = load_bf16(xr + half + j, m);
+        // q * cos + cat(-x2, x1) * sin, each product and the sum rounded to bf16.
+        const __m512 a1 = rnd(_mm512_mul_ps(x1, load_bf16(c + j, m)));
+        const __m512 b1 =
+            rnd(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), x2), load_bf16(s + j, m)));
+        const __m512 a2 = rnd(_mm512_mul_ps(x2, load_bf16(c + half + j, m)));
+        const __m512 b2 = rnd(_mm512_mul_ps(x1, load_bf16(s + half + j, m)));
+        store_bf16(xr + j, _mm512_add_ps(a1, b1), m);
+        store_bf16(xr + half + j, _mm512_add_ps(a2, b2), m);
+      }
+    }
+  }
+}
+
+GLIMPSE_AVX512 void rope_bf16_f32math(std::uint16_t* x, std::int64_t ld, const float* cos,
+                                      const float* sin, std::int64_t positions, std::int64_t heads,
+                                      std::int64_t dim) {
+  const std::int64_t half = dim / 2;
+  for (std::int64_t p = 0; p < positions; ++p) {
+    const float* c = cos + p * dim;
+    const float* s = sin + p * dim;
+    for (std::int64_t h = 0; h < heads; ++h) {
+      std::uint16_t* xr = x + p * ld + h * dim;
+      for (std::int64_t j = 0; j < half; j += 16) {
+        const __mmask16 m = tail16(half - j);
+        const __m512 x1 = load_bf16(xr + j, m), x2 = load_bf16(xr + half + j, m);
+        const __m512 a1 = _mm512_mul_ps(x1, load_f32(c + j, m));
+        const __m512 b1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), x2), load_f32(s + j, m));
+        const __m512 a2 = _mm512_mul_ps(x2, load_f32(c + half + j, m));
+        const __m512 b2 = _mm512_mul_ps(x1, load_f32(s + half + j, m));
+        store_bf16(xr + j, _mm512_add_ps(a1, b1), m);
+        store_bf16(xr + half + j, _mm512_add_ps(a2, b2), m);
+      }
+    }
+  }
+}
+
+GLIMPSE_AVX512 void rope_f32(float* x, std::int64_t ld, const float* cos, const float* sin,
+                             std::int64_t positions, std::int64_t heads, std::int64_t dim) {
+  const std::int64_t half = dim / 2;
+  for (std::int64_t p = 0; p < positions; ++p) {
+    const float* c = cos + p * dim;
+    const float* s = sin + p * dim;
+    for (std::int64_t h = 0; h < heads; ++h) {
+      float* xr = x + p * ld + h * dim;
+      for (std::int64_t j = 0; j < half; j += 16) {
+        const __mmask16 m = tail16(half - j);
+        const __m512 x1 = load_f32(xr + j, m), x2 = load_f32(xr + half + j, m);
+        const __m512 a1 = _mm512_mul_ps(x1, load_f32(c + j, m));
+        const __m512 b1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), x2), load_f32(s + j, m));
+        const __m512 a2 = _mm512_mul_ps(x2, load_f32(c + half + j, m));
+        const __m512 b2 = _mm512_mul_ps(x1, load_f32(s + half + j, m));
+        _mm512_mask_storeu_ps(xr + j, m, _mm512_add_ps(a1, b1));
+        _mm512_mask_storeu_ps(xr + half + j, m, _mm512_add_ps(a2, b2));
+      }
+    }
+  }
+}
+
+namespace {
+
+// Softmax of one row already scaled and masked in tmp[0, cols); max found by the caller.
+GLIMPSE_AVX512_INLINE float exp_row(float* tmp, std::int64_t cols, float max) {
+  const __m512 mx = _mm512_set1_ps(max);
+  __m512 sum = _mm512_setzero_ps();
+  for (std::int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 m = tail16(cols - j);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(load_f32(tmp + j, m), mx)));
+    _mm512_mask_storeu_ps(tmp + j, m, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
+}  // namespace
+
+GLIMPSE_AVX512 void softmax_bf16(std::uint16_t* x, std::int64_t ld, std::int64_t row_begin,
+                                 std::int64_t row_end, std::int64_t cols, float scale,
+                                 const MaskSpec& mask, float* tmp) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  const auto* md = static_cast<const std::uint16_t*>(mask.data);
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    std::uint16_t* xr = x + r * ld;
+    const std::uint16_t* mr = md ? md + mask.offset(r) : nullptr;
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      __m512 v = _mm512_mul_ps(load_bf16(xr + j, m), sc);
+      if (mr) v = _mm512_add_ps(v, load_bf16(mr + j, m));
+      _mm512_mask_storeu_ps(tmp + j, m, v);
+      mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      store_bf16(xr + j, _mm512_mul_ps(load_f32(tmp + j, m), inv), m);
+    }
+  }
+}
+
+GLIMPSE_AVX512 void softmax_f32(float* x, std::int64_t ld, std::int64_t row_begin,
+                                std::int64_t row_end, std::int64_t cols, float scale,
+                                const MaskSpec& mask, float* tmp) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  const auto* md = static_cast<const float*>(mask.data);
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    float* xr = x + r * ld;
+    const float* mr = md ? md + mask.offset(r) : nullptr;
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      __m512 v = _mm512_mul_ps(load_f32(xr + j, m), sc);
+      if (mr) v = _mm512_add_ps(v, load_f32(mr + j, m));
+      _mm512_mask_storeu_ps(tmp + j, m, v);
+      mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      _mm512_mask_storeu_ps(xr + j, m, _mm512_mul_ps(load_f32(tmp + j, m), inv));
+    }
+  }
+}
+
+namespace {
+
+// R query rows x up to 32 keys: 2R accumulators, two key vectors and R broadcasts per pair.
+template <int R>
+GLIMPSE_AVX512BF16 void qk_block_bf16(const std::uint16_t* q, std::int64_t ldq,
+                                      const std::uint32_t* kp, std::int64_t ldk, std::int64_t n,
+                                      std::int64_t pairs, float* out, std::int64_t ldo) {
+  __m512 acc[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const __mmask16 m0 = tail16(n), m1 = n > 16 ? tail16(n - 16) : 0;
+  for (std::int64_t j = 0; j < pairs; ++j) {
+    const std::uint32_t* kr = kp + j * ldk;
+    const __m512bh k0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, kr);
+    const __m512bh k1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, kr + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      std::uint32_t pair;
+      __builtin_memcpy(&pair, q + r * ldq + 2 * j, 4);
+      const __m512bh qb = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], qb, k0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], qb, k1);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(out + r * ldo, m0, acc[r][0]);
+    if (m1) _mm512_mask_storeu_ps(out + r * ldo + 16, m1, acc[r][1]);
+  }
+}
+
+template <int R>
+GLIMPSE_AVX512 void qk_block_f32(const float* q, std::int64_t ldq, const float* kt,
+                                 std::int64_t ldk, std::int64_t n, std::int64_t d, float* out,
+                                 std::int64_t ldo) {
+  __m512 acc[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const __mmask16 m0 = tail16(n), m1 = n > 16 ? tail16(n - 16) : 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const float* kr = kt + j * ldk;
+    const __m512 k0 = _mm512_maskz_loadu_ps(m0, kr), k1 = _mm512_maskz_loadu_ps(m1, kr + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 qb = _mm512_set1_ps(q[r * ldq + j]);
+      acc[r][0] = _mm512_fmadd_ps(qb, k0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(qb, k1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(out + r * ldo, m0, acc[r][0]);
+    if (m1) _mm512_mask_storeu_ps(out + r * ldo + 16, m1, acc[r][1]);
+  }
+}
+
+}  // namespace
+
+GLIMPSE_AVX512BF16 void qk_bf16(const std::uint16_t* q, std::int64_t ldq, std::int64_t rows,
+                                const std::uint32_t* kp, std::int64_t ldk, std::int64_t cols,
+                                std::int64_t pairs, float* out, std::int64_t ldo) {
+  for (std::int64_t r = 0; r < rows; r += 6) {
+    const std::int64_t nr = rows - r < 6 ? rows - r : 6;
+    const std::uint16_t* qr = q + r * ldq;
+    float* o = out + r * ldo;
+    for (std::int64_t c = 0; c < cols; c += 32) {
+      const std::int64_t n = cols - c < 32 ? cols - c : 32;
+      switch (nr) {
+        case 6:
+          qk_block_bf16<6>(qr, ldq, kp + c, ldk, n, pairs, o + c, ldo);
+          break;
+        case 5:
+          qk_block_bf16<5>(qr, ldq, kp + c, ldk, n, pairs, o + c, ldo);
+          break;
+        case 4:
+          qk_block_bf16<4>(qr, ldq, kp + c, ldk, n, pairs, o + c, ldo);
+          break;
+        case 3:
+          qk_block_bf16<3>(qr, ldq, kp + c, ldk, n, pairs, o + c, ldo);
+          break;
+        case 2:
+          qk_block_bf16<2>(qr, ldq, kp + c, ldk, n, pairs, o + c, ldo);
+          break;
+        default:
+          qk_block_bf16<1>(qr, ldq, kp + c, ldk, n, pairs, o + c, ldo);
+          break;
+      }
+    }
+  }
+}
+
+GLIMPSE_AVX512 void qk_f32(const float* q, std::int64_t ldq, std::int64_t rows, const float* kt,
+                           std::int64_t ldk, std::int64_t cols, std::int64_t d, float* out,
+                           std::int64_t ldo) {
+  for (std::int64_t r = 0; r < rows; r += 6) {
+    const std::int64_t nr = rows - r < 6 ? rows - r : 6;
+    const float* qr = q + r * ldq;
+    float* o = out + r * ldo;
+    for (std::int64_t c = 0; c < cols; c += 32) {
+      const std::int64_t n = cols - c < 32 ? cols - c : 32;
+      switch (nr) {
+        case 6:
+          qk_block_f32<6>(qr, ldq, kt + c, ldk, n, d, o + c, ldo);
+          break;
+        case 5:
+          qk_block_f32<5>(qr, ldq, kt + c, ldk, n, d, o + c, ldo);
+          break;
+        case 4:
+          qk_block_f32<4>(qr, ldq, kt + c, ldk, n, d, o + c, ldo);
+          break;
+        case 3:
+          qk_block_f32<3>(qr, ldq, kt + c, ldk, n, d, o + c, ldo);
+          break;
+        case 2:
+          qk_block_f32<2>(qr, ldq, kt + c, ldk, n, d, o + c, ldo);
+          break;
+        default:
+          qk_block_f32<1>(qr, ldq, kt + c, ldk, n, d, o + c, ldo);
+          break;
+      }
+    }
+  }
+}
+
+GLIMPSE_AVX512 void softmax_rows_to_bf16(const float* in, std::int64_t ld_in, std::uint16_t* out,
+                                         std::int64_t ld_out, std::int64_t row_begin,
+                                         std::int64_t row_end, std::int64_t cols, float scale,
+                                         const MaskSpec& mask, float* tmp) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  const auto* md = static_cast<const std::uint16_t*>(mask.data);
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const float* xr = in + (r - row_begin) * ld_in;
+    std::uint16_t* o = out + (r - row_begin) * ld_out;
+    const std::uint16_t* mr = md ? md + mask.offset(r) : nullptr;
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      __m512 v = _mm512_mul_ps(load_f32(xr + j, m), sc);
+      if (mr) v = _mm512_add_ps(v, load_bf16(mr + j, m));
+      _mm512_mask_storeu_ps(tmp + j, m, v);
+      mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      store_bf16(o + j, _mm512_mul_ps(load_f32(tmp + j, m), inv), m);
+    }
+  }
+}
+
+GLIMPSE_AVX512 void softmax_rows_to_f32(const float* in, std::int64_t ld_in, float* out,
+                                        std::int64_t ld_out, std::int64_t row_begin,
+                                        std::int64_t row_end, std::int64_t cols, float scale,
+                                        const MaskSpec& mask, float* tmp) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  const auto* md = static_cast<const float*>(mask.data);
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const float* xr = in + (r - row_begin) * ld_in;
+    float* o = out + (r - row_begin) * ld_out;
+    const float* mr = md ? md + mask.offset(r) : nullptr;
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      __m512 v = _mm512_mul_ps(load_f32(xr + j, m), sc);
+      if (mr) v = _mm512_add_ps(v, load_f32(mr + j, m));
+      _mm512_mask_storeu_ps(tmp + j, m, v);
+      mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = tail16(cols - j);
+      _mm512_mask_storeu_ps(o + j, m, _mm512_mul_ps(load_f32(tmp + j, m), inv));
+    }
+  }
+}
+
+GLIMPSE_AVX512 void silu_mul_bf16(std::uint16_t* gate, const std::uint16_t* up, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = tail16(n - j);
+    const __m512 s = rnd(silu512(load_bf16(gate + j, m)));
+    store_bf16(gate + j, _mm512_mul_ps(s, load_bf16(up + j, m)), m);
+  }
+}
+
+GLIMPSE_AVX512 void silu_mul_f32(float* gate, const float* up, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = tail16(n - j);
+    const __m512 s = silu512(load_f32(gate + j, m));
+    _mm512_mask_storeu_ps(gate + j, m, _mm512_mul_ps(s, load_f32(up + j, m)));
+  }
+}
+
+GLIMPSE_AVX512 void round_to_bf16(const float* in, std::uint16_t* out, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = tail16(n - j);
+    store_bf16(out + j, load_f32(in + j, m), m);
+  }
+}
+
+GLIMPSE_AVX512 void silu_mul_rows_bf16(const float* g, const float* u, std::uint16_t* out,
+                                       std::int64_t n) {
+  for (std::int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = tail16(n - j);
+    const __m512 s = rnd(silu512(rnd(load_f32(g + j, m))));
+    store_bf16(out + j, _mm512_mul_ps(s, rnd(load_f32(u + j, m))), m);
+  }
+}
+
+GLIMPSE_AVX512 void silu_mul_rows_f32(const float* g, const float* u, float* out, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = tail16(n - j);
+    _mm512_mask_storeu_ps(out + j, m,
+                          _mm512_mul_ps(silu512(load_f32(g + j, m)), load_f32(u + j, m)));
+  }
+}
+
+GLIMPSE_AVX512BF16 void gemv_bf16(const std::uint16_t* w, std::int64_t ldw, const std::uint16_t* x,
+                                  std::int64_t k, const std::uint16_t* bias, std::int64_t row_begin,
+                                  std::int64_t row_end, float* out) {
+  // Each vdpbf16ps multiplies 32 bf16 pairs and adds them pairwise into 16 fp32 lanes.
+  const std::int64_t full = k / 32 * 32;
+  const __mmask32 tail_mask =
+      k - full == 0 ? 0 : static_cast<__mmask32>((std::uint64_t{1} << (k - full)) - 1);
+  std::int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) {
+    const std::uint16_t* w0 = w + r * ldw;
+    const std::uint16_t* w1 = w0 + ldw;
+    const std::uint16_t* w2 = w1 + ldw;
+    const std::uint16_t* w3 = w2 + ldw;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+           a3 = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < full; j += 32) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + j);
+      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w0 + j), xv);
+      a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w1 + j), xv);
+      a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w2 + j), xv);
+      a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(w3 + j), xv);
+    }
+    if (tail_mask) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, x + full);
+      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w0 + full), xv);
+      a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w1 + full), xv);
+      a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w2 + full), xv);
+      a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w3 + full), xv);
+    }
+    float* o = out + (r - row_begin);
+    o[0] = _mm512_reduce_add_ps(a0);
+    o[1] = _mm512_reduce_add_ps(a1);
+    o[2] = _mm512_reduce_add_ps(a2);
+    o[3] = _mm512_reduce_add_ps(a3);
+  }
+  for (; r < row_end; ++r) {
+    const std::uint16_t* w0 = w + r * ldw;
+    __m512 a0 = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < full; j += 32) {
+      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w0 + j),
+                            (__m512bh)_mm512_loadu_si512(x + j));
+    }
+    if (tail_mask) {
+      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w0 + full),
+                            (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, x + full));
+    }
+    out[r - row_begin] = _mm512_reduce_add_ps(a0);
+  }
+  if (bias) {
+    for (std::int64_t i = row_begin; i < row_end; ++i) {
+      const std::uint32_t b = static_cast<std::uint32_t>(bias[i]) << 16;
+      float bf;
+      __builtin_memcpy(&bf, &b, 4);
+      out[i - row_begin] += bf;
+    }
+  }
+}
+
+GLIMPSE_AVX512 void gemv_f32(const float* w, std::int64_t ldw, const float* x, std::int64_t k,
+                             const float* bias, std::int64_t row_begin, std::int64_t row_end,
+                             float* out) {
+  std::int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) {
+    const float* w0 = w + r * ldw;
+    const float* w1 = w0 + ldw;
+    const float* w2 = w1 + ldw;
+    const float* w3 = w2 + ldw;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+           a3 = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < k; j += 16) {
+      const __mmask16 m = tail16(k - j);
+      const __m512 xv = load_f32(x + j, m);
+      a0 = _mm512_fmadd_ps(load_f32(w0 + j, m), xv, a0);
+      a1 = _mm512_fmadd_ps(load_f32(w1 + j, m), xv, a1);
+      a2 = _mm512_fmadd_ps(load_f32(w2 + j, m), xv, a2);
+      a3 = _mm512_fmadd_ps(load_f32(w3 + j, m), xv, a3);
+    }
+    float* o = out + (r - row_begin);
+    o[0] = _mm512_reduce_add_ps(a0);
+    o[1] = _mm512_reduce_add_ps(a1);
+    o[2] = _mm512_reduce_add_ps(a2);
+    o[3] = _mm512_reduce_add_ps(a3);
+  }
+  for (; r < row_end; ++r) {
+    const float* w0 = w + r * ldw;
+    __m512 a0 = _mm512_setzero_ps();
+    for (std::int64_t j = 0; j < k; j += 16) {
+      const __mmask16 m = tail16(k - j);
+      a0 = _mm512_fmadd_ps(load_f32(w0 + j, m), load_f32(x + j, m), a0);
+    }
+    out[r - row_begin] = _mm512_reduce_add_ps(a0);
+  }
+  if (bias) {
+    for (std::int64_t i = row_begin; i < row_end; ++i) out[i - row_begin] += bias[i];
+  }
+}
+
+}  // namespace avx512
+}  // namespace glimpse::kernels

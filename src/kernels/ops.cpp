@@ -1,0 +1,295 @@
+#include "kernels/ops.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "kernels/cpu_kernels.h"
+
+namespace glimpse::kernels {
+namespace {
+
+std::atomic<bool>& switch_flag() {
+  static std::atomic<bool> on{[] {
+    const char* e = std::getenv("GLIMPSE_NO_KERNELS");
+    return !(e != nullptr && *e != '\0' && *e != '0');
+  }()};
+  return on;
+}
+
+bool float_or_bf16(const at::Tensor& t) {
+  return t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16;
+}
+
+std::uint16_t* bf16_ptr(const at::Tensor& t) {
+  return reinterpret_cast<std::uint16_t*>(t.data_ptr<at::BFloat16>());
+}
+
+// Rows per parallel task so that a task has at least `work` elements.
+std::int64_t grain_rows(std::int64_t cols, std::int64_t work = 32768) {
+  return std::max<std::int64_t>(1, work / std::max<std::int64_t>(cols, 1));
+}
+
+}  // namespace
+
+bool enabled() {
+  return switch_flag().load() && avx512_available();
+}
+void set_enabled(bool on) {
+  switch_flag().store(on);
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const std::int64_t dim = x.size(-1);
+  if (!enabled() || !float_or_bf16(x) || weight.scalar_type() != x.scalar_type() ||
+      !weight.is_contiguous() || x.numel() == 0) {
+    // transformers Qwen2RMSNorm.forward: variance in fp32, then weight * x.to(input_dtype).
+    const at::Tensor h = x.to(at::kFloat);
+    const at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+    return weight * (h * at::rsqrt(variance + eps)).to(x.scalar_type());
+  }
+  const at::Tensor xc = x.stride(-1) == 1 && x.dim() == 2 ? x : x.contiguous();
+  const std::int64_t rows = xc.numel() / dim, ld = xc.dim() == 2 ? xc.stride(0) : dim;
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  const auto feps = static_cast<float>(eps);
+  const bool bf16 = x.scalar_type() == at::kBFloat16;
+  at::parallel_for(0, rows, grain_rows(dim), [&](std::int64_t r0, std::int64_t r1) {
+    if (bf16) {
+      avx512::rms_norm_bf16(bf16_ptr(xc) + r0 * ld, ld, bf16_ptr(weight), bf16_ptr(out) + r0 * dim,
+                            r1 - r0, dim, feps);
+    } else {
+      avx512::rms_norm_f32(xc.data_ptr<float>() + r0 * ld, ld, weight.data_ptr<float>(),
+                           out.data_ptr<float>() + r0 * dim, r1 - r0, dim, feps);
+    }
+  });
+  return out;
+}
+
+void rope_(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  TORCH_CHECK(x.dim() == 4 && cos.dim() == 3, "rope_: expected x [B, S, H, D], cos [B, S, D]");
+  const std::int64_t b = x.size(0), s = x.size(1), heads = x.size(2), d = x.size(3);
+  const bool dense_rows =
+      x.stride(3) == 1 && x.stride(2) == d && (b == 1 || x.stride(0) == s * x.stride(1));
+  const bool f32math = x.scalar_type() == at::kBFloat16 && cos.scalar_type() == at::kFloat;
+  const bool same = cos.scalar_type() == x.scalar_type();
+  if (!enabled() || !float_or_bf16(x) || !dense_rows || d % 2 != 0 || !(same || f32math) ||
+      sin.scalar_type() != cos.scalar_type()) {
+    const at::Tensor c = cos.unsqueeze(2), sn = sin.unsqueeze(2);
+    const std::int64_t half = d / 2;
+    const at::Tensor xf = f32math ? x.to(at::kFloat) : x;
+    const at::Tensor rot = at::cat({-xf.narrow(-1, half, half), xf.narrow(-1, 0, half)}, -1);
+    x.copy_(xf * c + rot * sn);
+    return;
+  }
+  const at::Tensor c = cos.contiguous(), sn = sin.contiguous();
+  const std::int64_t positions = b * s, ld = x.stride(1);
+  at::parallel_for(
+      0, positions, grain_rows(heads * d, 16384), [&](std::int64_t p0, std::int64_t p1) {
+        const std::int64_t n = p1 - p0;
+        if (f32math) {
+          avx512::rope_bf16_f32math(bf16_ptr(x) + p0 * ld, ld, c.data_ptr<float>() + p0 * d,
+                                    sn.data_ptr<float>() + p0 * d, n, heads, d);
+        } else if (x.scalar_type() == at::kBFloat16) {
+          avx512::rope_bf16_round(bf16_ptr(x) + p0 * ld, ld, bf16_ptr(c) + p0 * d,
+                                  bf16_ptr(sn) + p0 * d, n, heads, d);
+        } else {
+          avx512::rope_f32(x.data_ptr<float>() + p0 * ld, ld, c.data_ptr<float>() + p0 * d,
+                           sn.data_ptr<float>() + p0 * d, n, heads, d);
+        }
+      });
+}
+
+void softmax_(const at::Tensor& scores, double scale, const at::Tensor& mask, std::int64_t group) {
+  TORCH_CHECK(scores.dim() == 2, "softmax_: expected scores [R, T]");
+  const std::int64_t rows = scores.size(0), cols = scores.size(1);
+  const bool has_mask = mask.defined();
+  const bool ok = enabled() && float_or_bf16(scores) && scores.stride(1) == 1 &&
+                  (!has_mask || (mask.dim() == 3 && mask.stride(2) == 1 &&
+                                 mask.scalar_type() == scores.scalar_type()));
+  if (!ok) {
+    at::Tensor f = scores.to(at::kFloat) * scale;
+    if (has_mask) {
+      const std::int64_t bm = mask.size(0), p = mask.size(1);
+      f = (f.view({bm, group / p, p, cols}) + mask.to(at::kFloat).unsqueeze(1)).view({rows, cols});
+    }
+    scores.copy_(at::softmax(f, -1));
+    return;
+  }
+  avx512::MaskSpec ms;
+  if (has_mask) {
+    ms.data = mask.data_ptr();
+    ms.ld = mask.stride(1);
+    ms.batch_ld = mask.stride(0);
+    ms.period = mask.size(1);
+    ms.group = group;
+  }
+  const bool bf16 = scores.scalar_type() == at::kBFloat16;
+  const std::int64_t ld = scores.stride(0);
+  const auto fscale = static_cast<float>(scale);
+  at::parallel_for(0, rows, grain_rows(cols), [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<float> tmp(static_cast<std::size_t>(cols));
+    if (bf16) {
+      avx512::softmax_bf16(bf16_ptr(scores), ld, r0, r1, cols, fscale, ms, tmp.data());
+    } else {
+      avx512::softmax_f32(scores.data_ptr<float>(), ld, r0, r1, cols, fscale, ms, tmp.data());
+    }
+  });
+}
+
+at::Tensor pack_keys(const at::Tensor& k) {
+  if (!enabled() || k.dim() != 3) return at::Tensor();
+  if (k.scalar_type() == at::kFloat) return k.transpose(1, 2).contiguous();
+  if (k.scalar_type() != at::kBFloat16 || !avx512_bf16_available() || k.size(2) % 2 != 0)
+    return at::Tensor();
+  // Two bf16 dims as one int32: [G, T, D/2] -> [G, D/2, T].
+  return k.contiguous().view(at::kInt).transpose(1, 2).contiguous();
+}
+
+at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::int64_t cols,
+                           double scale, const at::Tensor& mask, std::int64_t group) {
+  const at::Tensor qc = q.stride(2) == 1 ? q : q.contiguous();
+  const std::int64_t g = qc.size(0), rows = qc.size(1), d = qc.size(2);
+  const std::int64_t ldk = packed.size(2);
+  at::Tensor probs = at::empty({g, rows, cols}, q.options());
+  avx512::MaskSpec ms;
+  if (mask.defined()) {
+    ms.data = mask.data_ptr();
+    ms.ld = mask.stride(1);
+    ms.batch_ld = mask.stride(0);
+    ms.period = mask.size(1);
+    ms.group = group;
+  }
+  const bool bf16 = q.scalar_type() == at::kBFloat16;
+  constexpr std::int64_t kRows = 6;  // the micro-kernel's row block
+  const std::int64_t blocks = (rows + kRows - 1) / kRows;
+  const auto fscale = static_cast<float>(scale);
+  at::parallel_for(0, g * blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
+    std::vector<float> buf(static_cast<std::size_t>(kRows * cols)), tmp(cols);
+    for (std::int64_t blk = b0; blk < b1; ++blk) {
+      const std::int64_t gi = blk / blocks, r0 = (blk % blocks) * kRows;
+      const std::int64_t nr = std::min(kRows, rows - r0);
+      const std::int64_t row = gi * rows + r0;  // global row: mask lookup
+      if (bf16) {
+        const auto* kp =
+            reinterpret_cast<const std::uint32_t*>(packed.data_ptr<int>()) + gi * packed.stride(0);
+        avx512::qk_bf16(bf16_ptr(qc) + gi * qc.stride(0) + r0 * qc.stride(1), qc.stride(1), nr, kp,
+                        ldk, cols, d / 2, buf.data(), cols);
+        avx512::softmax_rows_to_bf16(buf.data(), cols, bf16_ptr(probs) + row * cols, cols, row,
+                                     row + nr, cols, fscale, ms, tmp.data());
+      } else {
+        avx512::qk_f32(qc.data_ptr<float>() + gi * qc.stride(0) + r0 * qc.stride(1), qc.stride(1),
+                       nr, packed.data_ptr<float>() + gi * packed.stride(0), ldk, cols, d,
+                       buf.data(), cols);
+        avx512::softmax_rows_to_f32(buf.data(), cols, probs.data_ptr<float>() + row * cols, cols,
+                                    row, row + nr, cols, fscale, ms, tmp.data());
+      }
+    }
+  });
+  return probs;
+}
+
+void silu_mul_(const at::Tensor& gate, const at::Tensor& up) {
+  if (!enabled() || !float_or_bf16(gate) || up.scalar_type() != gate.scalar_type() ||
+      !gate.is_contiguous() || !up.is_contiguous() || gate.sizes() != up.sizes()) {
+    gate.copy_(at::silu(gate) * up);
+    return;
+  }
+  const std::int64_t n = gate.numel();
+  const bool bf16 = gate.scalar_type() == at::kBFloat16;
+  at::parallel_for(0, n, 65536, [&](std::int64_t i0, std::int64_t i1) {
+    if (bf16) {
+      avx512::silu_mul_bf16(bf16_ptr(gate) + i0, bf16_ptr(up) + i0, i1 - i0);
+    } else {
+      avx512::silu_mul_f32(gate.data_ptr<float>() + i0, up.data_ptr<float>() + i0, i1 - i0);
+    }
+  });
+}
+
+bool gemv_applies(const at::Tensor& x, const at::Tensor& weight) {
+  if (!enabled() || x.numel() != x.size(-1) || x.scalar_type() != weight.scalar_type() ||
+      weight.dim() != 2 || weight.stride(1) != 1)
+    return false;
+  if (x.scalar_type() == at::kBFloat16) return avx512_bf16_available();
+  return x.scalar_type() == at::kFloat;
+}
+
+namespace {
+
+// Rows of one weight matrix for a parallel task.
+void gemv_rows(const at::Tensor& x, const LinearRef& l, std::int64_t r0, std::int64_t r1,
+               float* out) {
+  const at::Tensor& w = *l.weight;
+  const std::int64_t k = w.size(1);
+  const bool has_bias = l.bias != nullptr && l.bias->defined();
+  if (x.scalar_type() == at::kBFloat16) {
+    avx512::gemv_bf16(bf16_ptr(w), w.stride(0), bf16_ptr(x), k,
+                      has_bias ? bf16_ptr(*l.bias) : nullptr, r0, r1, out);
+  } else {
+    avx512::gemv_f32(w.data_ptr<float>(), w.stride(0), x.data_ptr<float>(), k,
+                     has_bias ? l.bias->data_ptr<float>() : nullptr, r0, r1, out);
+  }
+}
+
+constexpr std::int64_t kGemvBlock = 64;  // rows per task unit: 64 x K weights (>= 192 KB)
+
+std::vector<std::int64_t> out_shape(const at::Tensor& x, std::int64_t n) {
+  std::vector<std::int64_t> s(x.sizes().begin(), x.sizes().end());
+  s.back() = n;
+  return s;
+}
+
+}  // namespace
+
+std::vector<at::Tensor> gemv(const at::Tensor& x, const std::vector<LinearRef>& linears) {
+  const at::Tensor xc = x.contiguous();
+  std::vector<at::Tensor> outs;
+  std::vector<std::int64_t> first_block{0};  // block index where each matrix starts
+  for (const auto& l : linears) {
+    outs.push_back(at::empty(out_shape(x, l.weight->size(0)), x.options()));
+    first_block.push_back(first_block.back() + (l.weight->size(0) + kGemvBlock - 1) / kGemvBlock);
+  }
+  const bool bf16 = x.scalar_type() == at::kBFloat16;
+  at::parallel_for(0, first_block.back(), 1, [&](std::int64_t b0, std::int64_t b1) {
+    float buf[kGemvBlock];
+    for (std::int64_t blk = b0; blk < b1; ++blk) {
+      const auto m = static_cast<std::size_t>(
+          std::upper_bound(first_block.begin(), first_block.end(), blk) - first_block.begin() - 1);
+      const std::int64_t n = linears[m].weight->size(0);
+      const std::int64_t r0 = (blk - first_block[m]) * kGemvBlock,
+                         r1 = std::min(n, r0 + kGemvBlock);
+      gemv_rows(xc, linears[m], r0, r1, buf);
+      if (bf16) {
+        avx512::round_to_bf16(buf, bf16_ptr(outs[m]) + r0, r1 - r0);
+      } else {
+        std::copy(buf, buf + (r1 - r0), outs[m].data_ptr<float>() + r0);
+      }
+    }
+  });
+  return outs;
+}
+
+at::Tensor gemv_silu_mul(const at::Tensor& x, const LinearRef& gate, const LinearRef& up) {
+  const at::Tensor xc = x.contiguous();
+  const std::int64_t n = gate.weight->size(0);
+  at::Tensor out = at::empty(out_shape(x, n), x.options());
+  const bool bf16 = x.scalar_type() == at::kBFloat16;
+  const std::int64_t blocks = (n + kGemvBlock - 1) / kGemvBlock;
+  at::parallel_for(0, blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
+    float g[kGemvBlock], u[kGemvBlock];
+    for (std::int64_t blk = b0; blk < b1; ++blk) {
+      const std::int64_t r0 = blk * kGemvBlock, r1 = std::min(n, r0 + kGemvBlock);
+      gemv_rows(xc, gate, r0, r1, g);
+      gemv_rows(xc, up, r0, r1, u);
+      if (bf16) {
+        avx512::silu_mul_rows_bf16(g, u, bf16_ptr(out) + r0, r1 - r0);
+      } else {
+        avx512::silu_mul_rows_f32(g, u, out.data_ptr<float>() + r0, r1 - r0);
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace glimpse::kernels

@@ -1,0 +1,203 @@
+// The fused CPU kernels against the plain ATen expressions they replace: random inputs, odd sizes
+// (tails of the 16-lane loops), both dtypes. bf16 results must agree bitwise where the kernel
+// repeats ATen's roundings (RMSNorm, RoPE) and within one bf16 ulp where an fp32 intermediate
+// differs in its last bits (exp, sums in another order).
+#include <gtest/gtest.h>
+
+#include "kernels/cpu_kernels.h"
+#include "kernels/ops.h"
+#include "layers/modules.h"
+#include "tensor_testing.h"
+
+namespace glimpse::kernels {
+namespace {
+
+using test::all_close;
+
+class KernelsTest : public ::testing::TestWithParam<c10::ScalarType> {
+ protected:
+  void SetUp() override {
+    if (!avx512_available()) GTEST_SKIP() << "this CPU has no AVX-512: only the ATen path runs";
+    at::manual_seed(7);
+  }
+  void TearDown() override { set_enabled(true); }
+  c10::ScalarType dtype() const { return GetParam(); }
+  bool bf16() const { return dtype() == at::kBFloat16; }
+  // Tolerances of one result element: bf16 one ulp (relative 2^-8), fp32 a few ulps.
+  double atol() const { return bf16() ? 1e-2 : 1e-5; }
+  double rtol() const { return bf16() ? 8e-3 : 1e-5; }
+};
+
+template <typename F>
+at::Tensor reference(F f) {
+  set_enabled(false);
+  at::Tensor r = f();
+  set_enabled(true);
+  return r;
+}
+
+TEST_P(KernelsTest, RmsNormMatchesAten) {
+  for (const std::int64_t dim : {1, 15, 16, 33, 1536}) {
+    const at::Tensor x = at::randn({3, 5, dim}).to(dtype()) * 3;
+    const at::Tensor w = at::randn({dim}).to(dtype());
+    const at::Tensor expect = reference([&] { return rms_norm(x, w, 1e-6); });
+    const at::Tensor got = rms_norm(x, w, 1e-6);
+    EXPECT_TRUE(all_close(got, expect, atol(), rtol(), "rms_norm dim " + std::to_string(dim)));
+  }
+  // A strided 2-D input (rows further apart than dim).
+  const at::Tensor wide = at::randn({7, 40}).to(dtype());
+  const at::Tensor x = wide.narrow(1, 3, 33), w = at::randn({33}).to(dtype());
+  EXPECT_TRUE(all_close(rms_norm(x, w, 1e-5), reference([&] { return rms_norm(x, w, 1e-5); }),
+                        atol(), rtol(), "rms_norm strided"));
+}
+
+TEST_P(KernelsTest, RopeMatchesAten) {
+  for (const std::int64_t d : {2, 18, 34, 128}) {
+    const at::Tensor x = at::randn({2, 7, 3, d}).to(dtype());
+    const at::Tensor cos = at::randn({2, 7, d}).to(dtype()), sin = at::randn({2, 7, d}).to(dtype());
+    const at::Tensor expect = x.clone(), got = x.clone();
+    reference([&] {
+      rope_(expect, cos, sin);
+      return expect;
+    });
+    rope_(got, cos, sin);
+    EXPECT_TRUE(all_close(got, expect, atol(), rtol(), "rope d " + std::to_string(d)));
+    if (bf16()) {
+      EXPECT_TRUE(got.equal(expect)) << "bf16 RoPE repeats ATen's roundings: bitwise equal";
+    }
+  }
+  // Vision: q and k inside a qkv projection (positions 3 heads apart), fp32 tables.
+  const std::int64_t heads = 2, d = 20, n = 9;
+  const at::Tensor qkv = at::randn({1, n, 3 * heads, d}).to(dtype());
+  const at::Tensor cos = at::randn({1, n, d}), sin = at::randn({1, n, d});
+  const at::Tensor expect = qkv.clone(), got = qkv.clone();
+  reference([&] {
+    rope_(expect.narrow(2, 0, 2 * heads), cos, sin);
+    return expect;
+  });
+  rope_(got.narrow(2, 0, 2 * heads), cos, sin);
+  EXPECT_TRUE(all_close(got, expect, atol(), rtol(), "rope f32 tables"));
+  EXPECT_TRUE(got.narrow(2, 2 * heads, heads).equal(qkv.narrow(2, 2 * heads, heads)))
+      << "v untouched";
+}
+
+TEST_P(KernelsTest, SoftmaxMatchesAten) {
+  for (const std::int64_t cols : {1, 17, 64, 1000}) {
+    // 2 batches x 3 heads x 5 query rows; mask [2, 5, cols] broadcast over heads.
+    const at::Tensor scores = (at::randn({30, cols}) * 4).to(dtype());
+    at::Tensor mask = at::zeros({2, 5, cols}).to(dtype());
+    if (cols > 1) mask.narrow(2, cols / 2, cols - cols / 2).fill_(layers::mask_min(dtype()));
+    for (const bool masked : {false, true}) {
+      const at::Tensor m = masked ? mask : at::Tensor();
+      const at::Tensor expect = scores.clone(), got = scores.clone();
+      reference([&] {
+        softmax_(expect, 0.125, m, 15);
+        return expect;
+      });
+      softmax_(got, 0.125, m, 15);
+      EXPECT_TRUE(all_close(got, expect, bf16() ? 4e-3 : 1e-6, rtol(),
+                            "softmax cols " + std::to_string(cols)));
+      if (masked && cols > 1) {
+        EXPECT_TRUE(got.narrow(1, cols / 2, cols - cols / 2).eq(0).all().item<bool>())
+            << "masked keys get exactly zero weight";
+      }
+    }
+  }
+  // Every key masked: uniform weights, as the reference.
+  const at::Tensor all =
+      at::full({2, 9}, layers::mask_min(dtype()), at::TensorOptions().dtype(dtype()));
+  const at::Tensor s = at::randn({2, 9}).to(dtype());
+  softmax_(s, 1.0, all.unsqueeze(0), 2);
+  EXPECT_TRUE(all_close(s, at::full({2, 9}, 1.0 / 9), 4e-3, 0, "fully masked row"));
+}
+
+TEST_P(KernelsTest, SiluMulMatchesFp32Silu) {
+  for (const std::int64_t n : {1, 31, 70000}) {
+    const at::Tensor g = (at::randn({n}) * 5).to(dtype()), u = at::randn({n}).to(dtype());
+    // silu in fp32, rounded to the dtype, times up (the reference's two roundings). Torch 1.13's
+    // own bf16 silu also rounds inside (1 + exp(-x) in bf16: silu(5.56) = 5.56), so it is not
+    // the yardstick here.
+    const at::Tensor expect = at::silu(g.to(at::kFloat)).to(dtype()) * u;
+    const at::Tensor got = g.clone();
+    silu_mul_(got, u);
+    // exp differs from Sleef's in the last fp32 bits, which can flip one rounding of the silu
+    // result and then of the product.
+    EXPECT_TRUE(all_close(got, expect, atol(), 2 * rtol(), "silu_mul n " + std::to_string(n)));
+  }
+}
+
+TEST_P(KernelsTest, GemvMatchesLinear) {
+  if (bf16() && !avx512_bf16_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  for (const std::int64_t k : {1, 31, 32, 100, 1536}) {
+    for (const std::int64_t n : {1, 5, 67, 300}) {
+      const at::Tensor x = at::randn({1, 1, k}).to(dtype());
+      const at::Tensor w = (at::randn({n, k}) / std::sqrt(static_cast<double>(k))).to(dtype());
+      const at::Tensor b = at::randn({n}).to(dtype()), w2 = at::randn({n + 3, k}).to(dtype());
+      ASSERT_TRUE(gemv_applies(x, w));
+      const auto got = gemv(x, {{&w, &b}, {&w2, nullptr}});
+      const std::string what = "gemv k " + std::to_string(k) + " n " + std::to_string(n);
+      // The reference in fp32 from the same inputs: products of bf16 pairs are exact in fp32.
+      const at::Tensor e0 = at::linear(x.to(at::kFloat), w.to(at::kFloat), b.to(at::kFloat));
+      const at::Tensor e1 = at::linear(x.to(at::kFloat), w2.to(at::kFloat));
+      EXPECT_TRUE(all_close(got[0], e0.to(dtype()), atol(), rtol(), what));
+      EXPECT_TRUE(all_close(got[1], e1.to(dtype()), atol() * 3, rtol(), what + " (2nd)"));
+      EXPECT_EQ(got[0].sizes(), (std::vector<std::int64_t>{1, 1, n}));
+      const at::Tensor g = gemv_silu_mul(x, {&w, &b}, {&w2, nullptr});
+      const at::Tensor u = e1.narrow(-1, 0, n).to(dtype());
+      EXPECT_TRUE(
+          all_close(g, at::silu(e0.to(dtype())) * u, atol() * 3, rtol() * 2, what + " silu_mul"));
+    }
+  }
+  EXPECT_FALSE(gemv_applies(at::randn({2, 8}).to(dtype()), at::randn({4, 8}).to(dtype())));
+}
+
+TEST_P(KernelsTest, ChunkedAttentionMatchesEager) {
+  const std::int64_t b = 2, hq = 6, hkv = 2, s = 37, past = 5, t = s + past, d = 16;
+  const at::Tensor q = at::randn({b, hq, s, d}).to(dtype());
+  const at::Tensor k = at::randn({b, hkv, t, d}).to(dtype()),
+                   v = at::randn({b, hkv, t, d}).to(dtype());
+  // Causal mask with the second sequence left-padded by 3 of its cached keys.
+  at::Tensor mask = at::zeros({b, 1, s, t}).to(dtype());
+  const at::Tensor blocked = at::ones({s, t}, at::TensorOptions().dtype(at::kBool)).triu(past + 1);
+  mask.masked_fill_(blocked.view({1, 1, s, t}), layers::mask_min(dtype()));
+  mask[1].narrow(2, 0, 3).fill_(layers::mask_min(dtype()));
+  const double scale = 0.25;
+  // transformers eager_attention_forward with repeat_kv.
+  const at::Tensor kr = k.repeat_interleave(hq / hkv, 1), vr = v.repeat_interleave(hq / hkv, 1);
+  const at::Tensor probs =
+      at::softmax(at::matmul(q, kr.transpose(2, 3)) * scale + mask, -1, at::kFloat).to(dtype());
+  const at::Tensor expect = at::matmul(probs, vr).transpose(1, 2);
+  for (const bool causal : {false, true}) {
+    for (const std::int64_t chunk : {0, 1, 8}) {
+      const at::Tensor got = layers::attention(q, k, v, scale, mask, causal, nullptr, chunk);
+      EXPECT_TRUE(all_close(got, expect, bf16() ? 3e-2 : 1e-5, rtol(),
+                            "attention chunk " + std::to_string(chunk)));
+    }
+  }
+  // Without padding the causal path skips the keys after each chunk (same result).
+  const at::Tensor causal_only = mask[0].unsqueeze(0).expand({b, 1, s, t});
+  const at::Tensor p_causal =
+      at::softmax(at::matmul(q, kr.transpose(2, 3)) * scale + causal_only, -1, at::kFloat)
+          .to(dtype());
+  const at::Tensor e_causal = at::matmul(p_causal, vr).transpose(1, 2);
+  for (const std::int64_t chunk : {3, 8, 100}) {
+    EXPECT_TRUE(all_close(layers::attention(q, k, v, scale, causal_only, true, nullptr, chunk),
+                          e_causal, bf16() ? 3e-2 : 1e-5, rtol(), "causal, truncated keys"));
+  }
+  at::Tensor p;
+  (void)layers::attention(q, k, v, scale, mask, true, &p);
+  EXPECT_TRUE(all_close(p, probs, bf16() ? 4e-3 : 1e-6, rtol(), "probabilities"));
+  // The ATen path of the same function.
+  set_enabled(false);
+  const at::Tensor plain = layers::attention(q, k, v, scale, mask, true);
+  EXPECT_TRUE(all_close(plain, expect, bf16() ? 3e-2 : 1e-5, rtol(), "attention (ATen path)"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, KernelsTest, ::testing::Values(at::kFloat, at::kBFloat16),
+                         [](const auto& info) {
+                           return info.param == at::kFloat ? std::string("f32")
+                                                           : std::string("bf16");
+                         });
+
+}  // namespace
+}  // namespace glimpse::kernels
