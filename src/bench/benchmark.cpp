@@ -509,17 +509,7 @@ std::string to_json(const BenchResult& r) {
                      {"report", json::parse(p.report_json)}};
   }
   const auto s = core::system_info();
-  j["system"] = {{"glimpse_version", s.glimpse_version},
-                 {"torch_version", s.torch_version},
-                 {"blas", s.blas},
-                 {"blas_path", s.blas_path},
-                 {"blas_is_reference", s.blas_is_reference},
-                 {"torch_cpu_capability", s.torch_cpu_capability},
-                 {"onednn", s.onednn},
-                 {"threads", s.threads},
-                 {"cpu_model", s.cpu_model},
-                 {"cpu_features", s.cpu_features},
-                 {"avx512_bf16", s.has_avx512_bf16}};
+  j["system"] = json::parse(core::to_json(s));
   return j.dump();
 }
 

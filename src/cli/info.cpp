@@ -2,7 +2,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "glimpse/core/system.h"
@@ -17,19 +16,7 @@ void add_info_command(CLI::App& app) {
   cmd->callback([json_out] {
     const auto s = core::system_info();
     if (*json_out) {
-      nlohmann::json j = {{"glimpse_version", s.glimpse_version},
-                          {"torch_version", s.torch_version},
-                          {"blas", s.blas},
-                          {"blas_path", s.blas_path},
-                          {"blas_is_reference", s.blas_is_reference},
-                          {"torch_cpu_capability", s.torch_cpu_capability},
-                          {"onednn", s.onednn},
-                          {"threads", s.threads},
-                          {"interop_threads", s.interop_threads},
-                          {"cpu_model", s.cpu_model},
-                          {"cpu_features", s.cpu_features},
-                          {"avx512_bf16", s.has_avx512_bf16}};
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", core::to_json(s).c_str());
       return;
     }
     std::string features;

@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <thread>
 
@@ -100,6 +101,22 @@ int configure_threads(int threads) {
   }
   at::set_num_threads(threads);
   return at::get_num_threads();
+}
+
+std::string to_json(const SystemInfo& s) {
+  const nlohmann::json j = {{"glimpse_version", s.glimpse_version},
+                            {"torch_version", s.torch_version},
+                            {"blas", s.blas},
+                            {"blas_path", s.blas_path},
+                            {"blas_is_reference", s.blas_is_reference},
+                            {"torch_cpu_capability", s.torch_cpu_capability},
+                            {"onednn", s.onednn},
+                            {"threads", s.threads},
+                            {"interop_threads", s.interop_threads},
+                            {"cpu_model", s.cpu_model},
+                            {"cpu_features", s.cpu_features},
+                            {"avx512_bf16", s.has_avx512_bf16}};
+  return j.dump();
 }
 
 SystemInfo system_info() {

@@ -25,6 +25,9 @@ struct SystemInfo {
 
 SystemInfo system_info();
 
+// Every field of `info` as one JSON object (`glimpse info --json`, the "system" of bench reports).
+std::string to_json(const SystemInfo& info);
+
 // Sets libtorch's intra-op threads; 0 means one per available core. Debian's libtorch starts with
 // a single OpenMP thread on these machines (omp_get_max_threads() == 1), so the CLI calls this at
 // start-up. Returns the count in effect.
