@@ -1,6 +1,9 @@
 # Every dependency comes from a Debian package (scripts/setup.sh installs them).
 
 find_package(Torch REQUIRED)               # libtorch-dev
+# libtorch runs at::parallel_for through OpenMP, and the template is compiled into the caller:
+# without -fopenmp every at::parallel_for in glimpse's own kernels would run on one thread.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(nlohmann_json 3.10 REQUIRED)  # nlohmann-json3-dev
 find_package(CLI11 REQUIRED)               # libcli11-dev
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)  # libopencv-dev
