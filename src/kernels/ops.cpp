@@ -232,7 +232,30 @@ void gemv_rows(const at::Tensor& x, const LinearRef& l, std::int64_t r0, std::in
   }
 }
 
-constexpr std::int64_t kGemvBlock = 64;  // rows per task unit: 64 x K weights (>= 192 KB)
+constexpr std::int64_t kGemvMaxRows = 64;  // rows per task at most (the fp32 buffer)
+
+// Rows per task: about 128 KB of weights (long enough streams for the prefetchers, short
+// enough that the last task does not leave a core idle), a multiple of the kernel's 4 rows.
+std::int64_t gemv_task_rows(const at::Tensor& w) {
+  const std::int64_t row_bytes = w.size(1) * static_cast<std::int64_t>(w.element_size());
+  const std::int64_t rows = (std::int64_t{128} << 10) / std::max<std::int64_t>(row_bytes, 1);
+  return std::clamp<std::int64_t>(rows / 4 * 4, 4, kGemvMaxRows);
+}
+
+// Runs task(i) for i in [0, n) with each thread claiming the next unclaimed task. Decode's
+// GEMVs are bandwidth-bound and short (0.05-1 ms): with a static split, one core slowed by an
+// interrupt or a neighbour on the host leaves the other spinning at the barrier.
+template <typename F>
+void parallel_claim(std::int64_t n, const F& task) {
+  std::atomic<std::int64_t> next{0};
+  const std::int64_t threads = std::min<std::int64_t>(at::get_num_threads(), n);
+  at::parallel_for(0, threads, 1, [&](std::int64_t, std::int64_t) {
+    for (std::int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      task(i);
+    }
+  });
+}
 
 std::vector<std::int64_t> out_shape(const at::Tensor& x, std::int64_t n) {
   std::vector<std::int64_t> s(x.sizes().begin(), x.sizes().end());
@@ -245,26 +268,26 @@ std::vector<std::int64_t> out_shape(const at::Tensor& x, std::int64_t n) {
 std::vector<at::Tensor> gemv(const at::Tensor& x, const std::vector<LinearRef>& linears) {
   const at::Tensor xc = x.contiguous();
   std::vector<at::Tensor> outs;
-  std::vector<std::int64_t> first_block{0};  // block index where each matrix starts
+  std::vector<std::int64_t> task_rows;
+  std::vector<std::int64_t> first_task{0};  // task index where each matrix starts
   for (const auto& l : linears) {
-    outs.push_back(at::empty(out_shape(x, l.weight->size(0)), x.options()));
-    first_block.push_back(first_block.back() + (l.weight->size(0) + kGemvBlock - 1) / kGemvBlock);
+    const std::int64_t n = l.weight->size(0);
+    outs.push_back(at::empty(out_shape(x, n), x.options()));
+    task_rows.push_back(gemv_task_rows(*l.weight));
+    first_task.push_back(first_task.back() + (n + task_rows.back() - 1) / task_rows.back());
   }
   const bool bf16 = x.scalar_type() == at::kBFloat16;
-  at::parallel_for(0, first_block.back(), 1, [&](std::int64_t b0, std::int64_t b1) {
-    float buf[kGemvBlock];
-    for (std::int64_t blk = b0; blk < b1; ++blk) {
-      const auto m = static_cast<std::size_t>(
-          std::upper_bound(first_block.begin(), first_block.end(), blk) - first_block.begin() - 1);
-      const std::int64_t n = linears[m].weight->size(0);
-      const std::int64_t r0 = (blk - first_block[m]) * kGemvBlock,
-                         r1 = std::min(n, r0 + kGemvBlock);
-      gemv_rows(xc, linears[m], r0, r1, buf);
-      if (bf16) {
-        avx512::round_to_bf16(buf, bf16_ptr(outs[m]) + r0, r1 - r0);
-      } else {
-        std::copy(buf, buf + (r1 - r0), outs[m].data_ptr<float>() + r0);
-      }
+  parallel_claim(first_task.back(), [&](std::int64_t t) {
+    float buf[kGemvMaxRows];
+    const auto m = static_cast<std::size_t>(
+        std::upper_bound(first_task.begin(), first_task.end(), t) - first_task.begin() - 1);
+    const std::int64_t n = linears[m].weight->size(0);
+    const std::int64_t r0 = (t - first_task[m]) * task_rows[m], r1 = std::min(n, r0 + task_rows[m]);
+    gemv_rows(xc, linears[m], r0, r1, buf);
+    if (bf16) {
+      avx512::round_to_bf16(buf, bf16_ptr(outs[m]) + r0, r1 - r0);
+    } else {
+      std::copy(buf, buf + (r1 - r0), outs[m].data_ptr<float>() + r0);
     }
   });
   return outs;
@@ -275,18 +298,17 @@ at::Tensor gemv_silu_mul(const at::Tensor& x, const LinearRef& gate, const Linea
   const std::int64_t n = gate.weight->size(0);
   at::Tensor out = at::empty(out_shape(x, n), x.options());
   const bool bf16 = x.scalar_type() == at::kBFloat16;
-  const std::int64_t blocks = (n + kGemvBlock - 1) / kGemvBlock;
-  at::parallel_for(0, blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
-    float g[kGemvBlock], u[kGemvBlock];
-    for (std::int64_t blk = b0; blk < b1; ++blk) {
-      const std::int64_t r0 = blk * kGemvBlock, r1 = std::min(n, r0 + kGemvBlock);
-      gemv_rows(xc, gate, r0, r1, g);
-      gemv_rows(xc, up, r0, r1, u);
-      if (bf16) {
-        avx512::silu_mul_rows_bf16(g, u, bf16_ptr(out) + r0, r1 - r0);
-      } else {
-        avx512::silu_mul_rows_f32(g, u, out.data_ptr<float>() + r0, r1 - r0);
-      }
+  // Gate and up rows of a task are read together: half the bytes each.
+  const std::int64_t rows = std::max<std::int64_t>(gemv_task_rows(*gate.weight) / 2 / 4 * 4, 4);
+  parallel_claim((n + rows - 1) / rows, [&](std::int64_t t) {
+    float g[kGemvMaxRows], u[kGemvMaxRows];
+    const std::int64_t r0 = t * rows, r1 = std::min(n, r0 + rows);
+    gemv_rows(xc, gate, r0, r1, g);
+    gemv_rows(xc, up, r0, r1, u);
+    if (bf16) {
+      avx512::silu_mul_rows_bf16(g, u, bf16_ptr(out) + r0, r1 - r0);
+    } else {
+      avx512::silu_mul_rows_f32(g, u, out.data_ptr<float>() + r0, r1 - r0);
     }
   });
   return out;
