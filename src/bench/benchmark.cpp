@@ -443,6 +443,7 @@ std::string to_json(const BenchResult& r) {
   j["architecture"] = r.architecture;
   j["family"] = r.family;
   j["dtype"] = r.dtype;
+  j["weights"] = r.weights;
   j["threads"] = r.threads;
   j["visual_tokens"] = r.visual_tokens;
   j["text_tokens"] = r.text_tokens;
@@ -520,8 +521,8 @@ std::string to_text(const BenchResult& r) {
     std::snprintf(line, sizeof(line), fmt, args...);
     out += line;
   };
-  add("model            %s (%s), %s, %d threads\n", r.architecture.c_str(), r.family.c_str(),
-      r.dtype.c_str(), r.threads);
+  add("model            %s (%s), %s, %d threads, %s weights\n", r.architecture.c_str(),
+      r.family.c_str(), r.dtype.c_str(), r.threads, r.weights.empty() ? "?" : r.weights.c_str());
   add("parameters       LLM %.3f B, vision %.3f B (%.2f GB of weights)\n", r.llm_parameters / 1e9,
       r.vision_parameters / 1e9, r.weight_bytes / 1e9);
   add("shape            %lld visual + %lld text = %lld prefill tokens, %lld new tokens\n",

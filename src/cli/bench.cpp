@@ -61,7 +61,8 @@ std::pair<std::int64_t, std::int64_t> parse_size(const std::string& s) {
 
 void add_bench_command(CLI::App& app) {
   struct Args {
-    std::string config, model, dtype = "bf16", image_size, pipeline;
+    std::string config, model, image_size, pipeline;
+    LoadArgs load{"bf16"};
     std::int64_t visual_tokens = -1, text_tokens = 64, new_tokens = 16;
     std::optional<int> threads;
     int repeat = 3, warmup = 1;
@@ -81,7 +82,7 @@ void add_bench_command(CLI::App& app) {
       ->excludes(visual);
   cmd->add_option("--text-tokens", args->text_tokens, "Text tokens around the image");
   cmd->add_option("--new-tokens", args->new_tokens, "Decode steps");
-  cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16 (default bf16)");
+  add_load_options(*cmd, args->load);
   cmd->add_option("--threads", args->threads, "Intra-op threads (0: one per core)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--repeat", args->repeat, "Timed runs (median reported)");
@@ -107,7 +108,7 @@ void add_bench_command(CLI::App& app) {
       mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
     }
     if (args->threads) core::configure_threads(*args->threads);
-    const c10::ScalarType dtype = parse_dtype(args->dtype);
+    const model::LoadOptions load = load_options(args->load);
     bench::BenchOptions options;
     options.visual_tokens = args->visual_tokens;
     if (!args->image_size.empty()) {
@@ -130,21 +131,20 @@ void add_bench_command(CLI::App& app) {
       scratch.emplace();
       bench::RandomCheckpointOptions ro;
       ro.seed = args->seed;
-      ro.dtype = dtype;                    // stored as computed: loading is zero-copy
+      ro.dtype = load.dtype;               // stored as computed: no conversion at load
       ro.max_shard_bytes = 1'000'000'000;  // bounds the memory used while generating
       const auto t0 = Clock::now();
       bench::write_random_checkpoint(config, scratch->path(), ro);
       init_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       dir = scratch->path();
     }
-    model::LoadOptions load;
-    load.dtype = dtype;
     const auto t0 = Clock::now();
     auto model = model::load_model(dir, load);
     const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     bench::BenchResult result = bench::run_benchmark(*model, options);
     result.init_ms = init_ms;
     result.load_ms = load_ms;
+    result.weights = args->load.weights;
     std::fputs(bench::to_text(result).c_str(), stdout);
     if (args->json) std::printf("%s\n", bench::to_json(result).c_str());
   });

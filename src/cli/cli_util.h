@@ -8,7 +8,20 @@
 
 #include "glimpse/model/model.h"
 
+namespace CLI {
+class App;
+}
+
 namespace glimpse::cli {
+
+// --dtype and --weights of the subcommands that load a model.
+struct LoadArgs {
+  std::string dtype = "f32";
+  std::string weights = "resident";
+};
+void add_load_options(CLI::App& cmd, LoadArgs& args);
+// The options the flags name; InputError naming the flag for an unknown value.
+model::LoadOptions load_options(const LoadArgs& args);
 
 // "f32" | "bf16" -> the compute dtype; InputError naming --dtype otherwise.
 c10::ScalarType parse_dtype(const std::string& name);

@@ -13,7 +13,8 @@ namespace glimpse::cli {
 
 void add_forward_command(CLI::App& app) {
   struct Args {
-    std::string model, inputs, out, dtype = "f32", pipeline, report;
+    std::string model, inputs, out, pipeline, report;
+    LoadArgs load;
     bool hidden = false, attentions = false;
   };
   auto args = std::make_shared<Args>();
@@ -24,15 +25,14 @@ void add_forward_command(CLI::App& app) {
   cmd->add_option("--out", args->out, "Output safetensors file")->required();
   cmd->add_flag("--output-hidden-states", args->hidden, "Save hidden_states.{0..L}");
   cmd->add_flag("--output-attentions", args->attentions, "Save attentions.{i} [B, H, S, S]");
-  cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
+  add_load_options(*cmd, args->load);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
   cmd->callback([args] {
     pipeline::Pipeline methods = args->pipeline.empty()
                                      ? pipeline::Pipeline()
                                      : pipeline::Pipeline::from_argument(args->pipeline);
-    model::LoadOptions load;
-    load.dtype = parse_dtype(args->dtype);
+    const model::LoadOptions load = load_options(args->load);
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
     auto model = model::load_model(args->model, load);
     model::ForwardOptions options;

@@ -29,7 +29,8 @@ nlohmann::json rows(const at::Tensor& t) {
 
 void add_generate_command(CLI::App& app) {
   struct Args {
-    std::string model, inputs, dtype = "f32", pipeline, report;
+    std::string model, inputs, pipeline, report;
+    LoadArgs load;
     GenerationArgs generation;
     bool json = false;
   };
@@ -38,7 +39,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--model", args->model, "Checkpoint folder")->required();
   cmd->add_option("--inputs", args->inputs, "safetensors with input_ids, pixel_values, ...")
       ->required();
-  cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
+  add_load_options(*cmd, args->load);
   add_generation_options(*cmd, args->generation);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
@@ -48,8 +49,7 @@ void add_generate_command(CLI::App& app) {
     pipeline::Pipeline methods = args->pipeline.empty()
                                      ? pipeline::Pipeline()
                                      : pipeline::Pipeline::from_argument(args->pipeline);
-    model::LoadOptions load;
-    load.dtype = parse_dtype(args->dtype);
+    const model::LoadOptions load = load_options(args->load);
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
     auto model = model::load_model(args->model, load);
     auto config = generation_config(args->model, args->generation);

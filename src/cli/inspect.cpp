@@ -37,7 +37,8 @@ namespace insp = methods::inspect;
 using nlohmann::json;
 
 struct InspectArgs {
-  std::string model, out, dtype = "f32";
+  std::string model, out;
+  LoadArgs load;
   RequestArgs request;
   std::vector<std::int64_t> layers, heads;
   std::string query = "last", numbers = "safetensors", png = "all";
@@ -94,8 +95,7 @@ void check_args(const InspectArgs& a) {
 void run_inspect(const InspectArgs& a) {
   check_args(a);
   const insp::QuerySelector query = insp::QuerySelector::parse(a.query, "--query");
-  model::LoadOptions load;
-  load.dtype = parse_dtype(a.dtype);
+  const model::LoadOptions load = load_options(a.load);
   auto processor = model::Processor::load(a.model);
   auto model = model::load_model(a.model, load);
   for (const auto l : a.layers) {
@@ -325,7 +325,7 @@ void add_inspect_command(CLI::App& app) {
   cmd->add_option("--top-k", args->top_k, "Logit lens: tokens per layer (5)");
   cmd->add_flag("--save-hidden", args->save_hidden,
                 "Write hidden_states.safetensors (the chosen layers' outputs)");
-  cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
+  add_load_options(*cmd, args->load);
   cmd->add_option("--out", args->out, "Output folder")->required();
   cmd->callback([args] { run_inspect(*args); });
 }

@@ -25,7 +25,8 @@ namespace glimpse::cli {
 
 void add_run_command(CLI::App& app) {
   struct Args {
-    std::string model, dtype = "f32", pipeline, report;
+    std::string model, pipeline, report;
+    LoadArgs load;
     RequestArgs request;
     GenerationArgs generation;
     bool json = false;
@@ -36,7 +37,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--model", args->model, "Checkpoint folder")->required();
   add_request_options(*cmd, args->request);
   add_generation_options(*cmd, args->generation);
-  cmd->add_option("--dtype", args->dtype, "Compute dtype: f32 or bf16");
+  add_load_options(*cmd, args->load);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
   cmd->add_flag("--json", args->json,
@@ -49,8 +50,7 @@ void add_run_command(CLI::App& app) {
     pipeline::Pipeline methods = args->pipeline.empty()
                                      ? pipeline::Pipeline()
                                      : pipeline::Pipeline::from_argument(args->pipeline);
-    model::LoadOptions load;
-    load.dtype = parse_dtype(args->dtype);
+    const model::LoadOptions load = load_options(args->load);
     auto config = generation_config(args->model, args->generation);
     if (!methods.empty()) config.hooks = &methods;
 

@@ -16,10 +16,11 @@ std::string shape_str(at::IntArrayRef s) {
 
 }  // namespace
 
-WeightLoader::WeightLoader(core::Checkpoint checkpoint, c10::ScalarType dtype,
+WeightLoader::WeightLoader(core::Checkpoint checkpoint, c10::ScalarType dtype, bool resident,
                            std::vector<std::pair<std::string, std::string>> aliases)
     : checkpoint_(std::move(checkpoint)),
       dtype_(dtype),
+      arena_(resident ? std::make_unique<core::WeightArena>() : nullptr),
       aliases_(std::move(aliases)),
       names_(checkpoint_.names()) {
   std::sort(names_.begin(), names_.end());
@@ -65,6 +66,9 @@ at::Tensor WeightLoader::get_as(const std::string& name, c10::ScalarType dtype,
                       std::string(core::dtype_name(info.dtype)) + ", expected a float dtype");
   }
   used_.insert(*actual);
+  // Resident: one pass from the mapping (zero-copy view in the stored dtype) into the arena,
+  // converting on the way.
+  if (arena_) return arena_->copy(core::load_tensor(checkpoint_, *actual), dtype);
   return core::load_tensor(checkpoint_, *actual, dtype);
 }
 

@@ -1,15 +1,18 @@
 #pragma once
 
-// Binds weights to layers by their state-dict names, converting to the compute dtype (zero-copy
-// when the stored dtype already matches) and checking shapes against the config.
+// Binds weights to layers by their state-dict names, converting to the compute dtype and checking
+// shapes against the config. Tensors are either copied into a WeightArena (resident) or used in
+// place from the file mapping when the stored dtype already matches (zero-copy).
 
 #include <ATen/ATen.h>
 
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/weight_arena.h"
 #include "glimpse/core/safetensors.h"
 
 namespace glimpse::layers {
@@ -18,7 +21,8 @@ class WeightLoader {
  public:
   // `aliases` are (prefix, replacement) pairs tried when a canonical name is absent, e.g.
   // ("model.", "model.language_model.") for checkpoints saved by newer transformers.
-  WeightLoader(core::Checkpoint checkpoint, c10::ScalarType dtype,
+  // `resident`: copy every tensor into anonymous huge-page memory (model::WeightMemory).
+  WeightLoader(core::Checkpoint checkpoint, c10::ScalarType dtype, bool resident,
                std::vector<std::pair<std::string, std::string>> aliases = {});
 
   bool has(const std::string& name) const;
@@ -38,6 +42,7 @@ class WeightLoader {
 
   core::Checkpoint checkpoint_;
   c10::ScalarType dtype_;
+  std::unique_ptr<core::WeightArena> arena_;  // resident only
   std::vector<std::pair<std::string, std::string>> aliases_;
   std::vector<std::string> names_;
   std::set<std::string> used_;

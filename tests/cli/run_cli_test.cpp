@@ -107,6 +107,7 @@ TEST(RunCliGoldenExtra, BadInputIsOneLineErrorNamingIt) {
        "image"},
       {{"--prompt-format", "raw", "--system", "Be brief."}, "--system"},
       {{"--dtype", "f16"}, "--dtype"},
+      {{"--weights", "swapped"}, "--weights"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = {"run", "--model", model, "--prompt", "Hi"};

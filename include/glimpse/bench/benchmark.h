@@ -57,6 +57,7 @@ struct OpTime {
 
 struct BenchResult {
   std::string architecture, family, dtype;
+  std::string weights;  // how the caller loaded them: "resident" or "mapped" (LoadOptions)
   int threads = 0;
   // Shape
   std::int64_t visual_tokens = 0, text_tokens = 0, prefill_tokens = 0, new_tokens = 0;

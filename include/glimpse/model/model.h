@@ -18,9 +18,21 @@
 
 namespace glimpse::model {
 
+// Where the weights live once loaded.
+enum class WeightMemory {
+  // Copied into anonymous memory advised for transparent huge pages: loading reads the files
+  // once (seconds for a 2B model); decode, which reads every weight per token, ran about a
+  // quarter faster than Mapped on the development VM (docs/PERFORMANCE.md).
+  Resident,
+  // Used in place from the checkpoint's file mapping where the stored dtype is the compute
+  // dtype: loading is instant and the pages are shared with other processes.
+  Mapped,
+};
+
 struct LoadOptions {
   // Compute dtype: at::kFloat (matches the reference fp32 goldens) or at::kBFloat16.
   c10::ScalarType dtype = c10::ScalarType::Float;
+  WeightMemory weights = WeightMemory::Resident;
 };
 
 // Tensors named like the reference forward arguments. Undefined tensors are absent.

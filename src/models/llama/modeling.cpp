@@ -68,7 +68,8 @@ std::unique_ptr<model::Model> CausalLM::load(const std::string& dir,
   auto raw = core::Config::load((std::filesystem::path(dir) / "config.json").string());
   const bool qwen2 = raw.get_string("model_type", "") == "qwen2";
   const auto decoder = decoder_config(raw, qwen2);
-  layers::WeightLoader weights(core::Checkpoint::open(dir), options.dtype);
+  layers::WeightLoader weights(core::Checkpoint::open(dir), options.dtype,
+                               options.weights == model::WeightMemory::Resident);
   auto model = std::make_unique<CausalLM>(raw, raw, qwen2, weights, decoder, options.dtype);
   for (const auto& name : weights.unused()) {
     if (name != "lm_head.weight") {

@@ -75,6 +75,7 @@ std::unique_ptr<model::Model> LlavaForConditionalGeneration::load(
   const LlavaConfig llava = LlavaConfig::from_config(raw);
   // On-disk names are the legacy layout; newer saves use model.* and a top-level lm_head.
   layers::WeightLoader weights(core::Checkpoint::open(dir), options.dtype,
+                               options.weights == model::WeightMemory::Resident,
                                {{"language_model.model.", "model.language_model."},
                                 {"language_model.lm_head.", "lm_head."},
                                 {"vision_tower.", "model.vision_tower."},

@@ -61,6 +61,7 @@ Qwen2VLForConditionalGeneration::Qwen2VLForConditionalGeneration(const std::stri
   // Checkpoints saved by newer transformers use model.language_model.* and model.visual.*
   // (the reverse of _checkpoint_conversion_mapping).
   layers::WeightLoader weights(core::Checkpoint::open(dir), dtype_,
+                               options.weights == model::WeightMemory::Resident,
                                {{"model.", "model.language_model."}, {"visual.", "model.visual."}});
   vision_ = std::make_unique<VisionTransformer>(weights, config_.vision);
   decoder_ = std::make_unique<layers::Decoder>(weights, config_.text);
