@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   try {
     const std::string dir = argv[1];
     glimpse::core::configure_threads(0);  // one per core (Debian's libtorch starts with one)
+    glimpse::core::keep_freed_memory();   // no page faults for every large activation
 
     auto processor = glimpse::model::Processor::load(dir);
     glimpse::model::LoadOptions load;

@@ -1,14 +1,12 @@
 // glimpse bench: vision, prefill and decode timings on synthetic inputs, against the machine's
 // measured GEMM peak and memory bandwidth.
 #include <ATen/Parallel.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
 #include <optional>
 
 #include "cli/cli_util.h"
@@ -67,7 +65,7 @@ void add_bench_command(CLI::App& app) {
     std::optional<int> threads;
     int repeat = 3, warmup = 1;
     std::uint64_t seed = 0;
-    bool json = false, profile = false, no_limits = false, malloc_default = false;
+    bool json = false, profile = false, no_limits = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("bench", "Time vision, prefill and decode on synthetic inputs");
@@ -94,19 +92,10 @@ void add_bench_command(CLI::App& app) {
                   "Test-time methods (a JSON file or JSON text): each run is timed without and "
                   "with them, in the same process");
   cmd->add_flag("--json", args->json, "Print one JSON object as the last line");
-  cmd->add_flag("--malloc-default", args->malloc_default,
-                "Keep glibc's default malloc settings (large blocks mmapped and unmapped on free)");
   cmd->callback([args] {
     // Parsed first: a bad spec fails before minutes of random weights.
     std::optional<pipeline::Pipeline> methods;
     if (!args->pipeline.empty()) methods = pipeline::Pipeline::from_argument(args->pipeline);
-    if (!args->malloc_default) {
-      // glibc serves blocks above 128 KB-32 MB with mmap and unmaps them on free, so every large
-      // activation of every layer is faulted in page by page again: on a VM a [16, 128, 4096]
-      // bf16 buffer cost 8x the attention kernel that fills it. Keep freed memory in the heap.
-      mallopt(M_MMAP_MAX, 0);
-      mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
-    }
     if (args->threads) core::configure_threads(*args->threads);
     const model::LoadOptions load = load_options(args->load);
     bench::BenchOptions options;

@@ -39,6 +39,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 4096));
   app.add_option("--log-level", log_level, "error, warn, info, debug or trace")
       ->envname("GLIMPSE_LOG_LEVEL");
+  bool malloc_default = false;
+  app.add_flag("--malloc-default", malloc_default,
+               "Keep glibc's default malloc settings (large blocks mapped and unmapped on free)")
+      ->envname("GLIMPSE_MALLOC_DEFAULT");
   app.parse_complete_callback([&] {
     if (!log_level.empty()) {
       const auto level = glimpse::core::parse_log_level(log_level);
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
       glimpse::core::set_log_level(*level);
     }
     glimpse::core::configure_threads(threads);
+    if (!malloc_default) glimpse::core::keep_freed_memory();
   });
 
   glimpse::cli::add_info_command(app);

@@ -5,6 +5,7 @@
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <link.h>
+#include <malloc.h>
 #include <torch/version.h>
 
 #include <sched.h>
@@ -101,6 +102,11 @@ int configure_threads(int threads) {
   }
   at::set_num_threads(threads);
   return at::get_num_threads();
+}
+
+void keep_freed_memory() {
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
 
 std::string to_json(const SystemInfo& s) {

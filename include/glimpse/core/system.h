@@ -33,4 +33,12 @@ std::string to_json(const SystemInfo& info);
 // start-up. Returns the count in effect.
 int configure_threads(int threads = 0);
 
+// Makes glibc's malloc keep freed memory for reuse (process-wide: no mmap for large blocks, no
+// trimming). By default a block above 128 KB-32 MB is mapped fresh and unmapped on free, so each
+// large activation of each layer is faulted in page by page again; on the development VM that
+// made attention over 4096 vision patches 6x slower (docs/PERFORMANCE.md). The cost: the heap
+// keeps its peak size. The CLI calls this at start-up (--malloc-default opts out); programs
+// linking glimpse call it next to configure_threads().
+void keep_freed_memory();
+
 }  // namespace glimpse::core
