@@ -2,6 +2,7 @@
 // (tails of the 16-lane loops), both dtypes. bf16 results must agree bitwise where the kernel
 // repeats ATen's roundings (RMSNorm, RoPE) and within one bf16 ulp where an fp32 intermediate
 // differs in its last bits (exp, sums in another order).
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "kernels/cpu_kernels.h"
@@ -191,6 +192,42 @@ TEST_P(KernelsTest, ChunkedAttentionMatchesEager) {
   set_enabled(false);
   const at::Tensor plain = layers::attention(q, k, v, scale, mask, true);
   EXPECT_TRUE(all_close(plain, expect, bf16() ? 3e-2 : 1e-5, rtol(), "attention (ATen path)"));
+}
+
+// Work is split by rows (GEMV tasks are claimed by whichever thread is free): the thread count
+// must not change a single bit, and every row must be written.
+TEST_P(KernelsTest, ResultsDoNotDependOnTheThreadCount) {
+  if (bf16() && !avx512_bf16_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const at::Tensor x = at::randn({1, 1, 1536}).to(dtype());
+  const at::Tensor w = (at::randn({1000, 1536}) / 40).to(dtype());
+  const at::Tensor w2 = (at::randn({1003, 1536}) / 40).to(dtype());
+  const at::Tensor wd = (at::randn({77, 8960}) / 95).to(dtype());
+  const at::Tensor xd = at::randn({1, 1, 8960}).to(dtype());
+  const at::Tensor rows = at::randn({1, 300, 1536}).to(dtype()),
+                   gain = at::randn({1536}).to(dtype());
+  const at::Tensor q = at::randn({1, 4, 70, 32}).to(dtype()),
+                   k = at::randn({1, 2, 70, 32}).to(dtype()),
+                   v = at::randn({1, 2, 70, 32}).to(dtype());
+  auto run = [&] {
+    auto qkv = gemv(x, {{&w, nullptr}, {&w2, nullptr}});
+    return std::vector<at::Tensor>{
+        qkv[0],
+        qkv[1],
+        gemv(xd, {{&wd, nullptr}})[0],
+        gemv_silu_mul(x, {&w, nullptr}, {&w2, nullptr}),
+        rms_norm(rows, gain, 1e-6),
+        layers::attention(q, k, v, 0.2, at::Tensor(), false, nullptr, 16)};
+  };
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = run();
+  at::set_num_threads(3);
+  const auto three = run();
+  at::set_num_threads(before);
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    EXPECT_TRUE(at::equal(one[i], three[i])) << "output " << i;
+    EXPECT_TRUE(at::isfinite(one[i].to(at::kFloat)).all().item<bool>()) << "output " << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, KernelsTest, ::testing::Values(at::kFloat, at::kBFloat16),
