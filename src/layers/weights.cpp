@@ -1,6 +1,10 @@
 #include "layers/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdint>
 
 #include "glimpse/core/error.h"
 #include "glimpse/core/tensor.h"
@@ -12,6 +16,17 @@ std::string shape_str(at::IntArrayRef s) {
   std::string out = "[";
   for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
+}
+
+// Drops the whole pages of a tensor read from a file mapping from this process once it has been
+// copied: the page cache keeps them, and peak RSS stays the resident copy instead of the copy
+// plus the mapping. Nothing writes to the mapping, so a later read would just fault them back.
+void release_mapped_pages(const at::Tensor& t) {
+  static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(t.data_ptr());
+  const std::uintptr_t first = (begin + page - 1) / page * page;
+  const std::uintptr_t last = (begin + t.nbytes()) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace
@@ -68,7 +83,12 @@ at::Tensor WeightLoader::get_as(const std::string& name, c10::ScalarType dtype,
   used_.insert(*actual);
   // Resident: one pass from the mapping (zero-copy view in the stored dtype) into the arena,
   // converting on the way.
-  if (arena_) return arena_->copy(core::load_tensor(checkpoint_, *actual), dtype);
+  if (arena_) {
+    const at::Tensor stored = core::load_tensor(checkpoint_, *actual);
+    at::Tensor out = arena_->copy(stored, dtype);
+    if (core::shares_mapping(stored, checkpoint_.file_of(*actual))) release_mapped_pages(stored);
+    return out;
+  }
   return core::load_tensor(checkpoint_, *actual, dtype);
 }
 
