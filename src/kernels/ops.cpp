@@ -27,6 +27,20 @@ std::uint16_t* bf16_ptr(const at::Tensor& t) {
   return reinterpret_cast<std::uint16_t*>(t.data_ptr<at::BFloat16>());
 }
 
+// A [Bm, P, T] mask (last dim dense) as the kernels read it: score row r uses
+// mask[r / group, r % P]. No mask for an undefined tensor.
+avx512::MaskSpec mask_spec(const at::Tensor& mask, std::int64_t group) {
+  avx512::MaskSpec ms;
+  if (mask.defined()) {
+    ms.data = mask.data_ptr();
+    ms.ld = mask.stride(1);
+    ms.batch_ld = mask.stride(0);
+    ms.period = mask.size(1);
+    ms.group = group;
+  }
+  return ms;
+}
+
 // Rows per parallel task so that a task has at least `work` elements.
 std::int64_t grain_rows(std::int64_t cols, std::int64_t work = 32768) {
   return std::max<std::int64_t>(1, work / std::max<std::int64_t>(cols, 1));
@@ -117,14 +131,7 @@ void softmax_(const at::Tensor& scores, double scale, const at::Tensor& mask, st
     scores.copy_(at::softmax(f, -1));
     return;
   }
-  avx512::MaskSpec ms;
-  if (has_mask) {
-    ms.data = mask.data_ptr();
-    ms.ld = mask.stride(1);
-    ms.batch_ld = mask.stride(0);
-    ms.period = mask.size(1);
-    ms.group = group;
-  }
+  const avx512::MaskSpec ms = mask_spec(mask, group);
   const bool bf16 = scores.scalar_type() == at::kBFloat16;
   const std::int64_t ld = scores.stride(0);
   const auto fscale = static_cast<float>(scale);
@@ -153,14 +160,7 @@ at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::i
   const std::int64_t g = qc.size(0), rows = qc.size(1), d = qc.size(2);
   const std::int64_t ldk = packed.size(2);
   at::Tensor probs = at::empty({g, rows, cols}, q.options());
-  avx512::MaskSpec ms;
-  if (mask.defined()) {
-    ms.data = mask.data_ptr();
-    ms.ld = mask.stride(1);
-    ms.batch_ld = mask.stride(0);
-    ms.period = mask.size(1);
-    ms.group = group;
-  }
+  const avx512::MaskSpec ms = mask_spec(mask, group);
   const bool bf16 = q.scalar_type() == at::kBFloat16;
   constexpr std::int64_t kRows = 6;  // the micro-kernel's row block
   const std::int64_t blocks = (rows + kRows - 1) / kRows;
