@@ -498,53 +498,42 @@ GLIMPSE_AVX512 void silu_mul_rows_f32(const float* g, const float* u, float* out
   }
 }
 
+// GEMV rows are read one at a time, front to back: a task is then one sequential stream, which
+// the hardware prefetchers follow at close to the read bandwidth. Interleaving four rows (four
+// short streams restarting at every row end) measured 15-20 % slower on Zen 5. Four accumulators
+// per row hide the dot-product latency.
 GLIMPSE_AVX512BF16 void gemv_bf16(const std::uint16_t* w, std::int64_t ldw, const std::uint16_t* x,
                                   std::int64_t k, const std::uint16_t* bias, std::int64_t row_begin,
                                   std::int64_t row_end, float* out) {
   // Each vdpbf16ps multiplies 32 bf16 pairs and adds them pairwise into 16 fp32 lanes.
-  const std::int64_t full = k / 32 * 32;
+  const std::int64_t k128 = k / 128 * 128, k32 = k / 32 * 32;
   const __mmask32 tail_mask =
-      k - full == 0 ? 0 : static_cast<__mmask32>((std::uint64_t{1} << (k - full)) - 1);
-  std::int64_t r = row_begin;
-  for (; r + 4 <= row_end; r += 4) {
-    const std::uint16_t* w0 = w + r * ldw;
-    const std::uint16_t* w1 = w0 + ldw;
-    const std::uint16_t* w2 = w1 + ldw;
-    const std::uint16_t* w3 = w2 + ldw;
+      k - k32 == 0 ? 0 : static_cast<__mmask32>((std::uint64_t{1} << (k - k32)) - 1);
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const std::uint16_t* wr = w + r * ldw;
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
            a3 = _mm512_setzero_ps();
-    for (std::int64_t j = 0; j < full; j += 32) {
-      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + j);
-      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w0 + j), xv);
-      a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w1 + j), xv);
-      a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w2 + j), xv);
-      a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(w3 + j), xv);
+    std::int64_t j = 0;
+    for (; j < k128; j += 128) {
+      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(wr + j),
+                            (__m512bh)_mm512_loadu_si512(x + j));
+      a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(wr + j + 32),
+                            (__m512bh)_mm512_loadu_si512(x + j + 32));
+      a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(wr + j + 64),
+                            (__m512bh)_mm512_loadu_si512(x + j + 64));
+      a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(wr + j + 96),
+                            (__m512bh)_mm512_loadu_si512(x + j + 96));
     }
-    if (tail_mask) {
-      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, x + full);
-      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w0 + full), xv);
-      a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w1 + full), xv);
-      a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w2 + full), xv);
-      a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w3 + full), xv);
-    }
-    float* o = out + (r - row_begin);
-    o[0] = _mm512_reduce_add_ps(a0);
-    o[1] = _mm512_reduce_add_ps(a1);
-    o[2] = _mm512_reduce_add_ps(a2);
-    o[3] = _mm512_reduce_add_ps(a3);
-  }
-  for (; r < row_end; ++r) {
-    const std::uint16_t* w0 = w + r * ldw;
-    __m512 a0 = _mm512_setzero_ps();
-    for (std::int64_t j = 0; j < full; j += 32) {
-      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w0 + j),
+    for (; j < k32; j += 32) {
+      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(wr + j),
                             (__m512bh)_mm512_loadu_si512(x + j));
     }
     if (tail_mask) {
-      a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w0 + full),
-                            (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, x + full));
+      a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, wr + k32),
+                            (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, x + k32));
     }
-    out[r - row_begin] = _mm512_reduce_add_ps(a0);
+    out[r - row_begin] =
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
   }
   if (bias) {
     for (std::int64_t i = row_begin; i < row_end; ++i) {
@@ -559,36 +548,24 @@ GLIMPSE_AVX512BF16 void gemv_bf16(const std::uint16_t* w, std::int64_t ldw, cons
 GLIMPSE_AVX512 void gemv_f32(const float* w, std::int64_t ldw, const float* x, std::int64_t k,
                              const float* bias, std::int64_t row_begin, std::int64_t row_end,
                              float* out) {
-  std::int64_t r = row_begin;
-  for (; r + 4 <= row_end; r += 4) {
-    const float* w0 = w + r * ldw;
-    const float* w1 = w0 + ldw;
-    const float* w2 = w1 + ldw;
-    const float* w3 = w2 + ldw;
+  const std::int64_t k64 = k / 64 * 64;
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const float* wr = w + r * ldw;
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
            a3 = _mm512_setzero_ps();
-    for (std::int64_t j = 0; j < k; j += 16) {
-      const __mmask16 m = tail16(k - j);
-      const __m512 xv = load_f32(x + j, m);
-      a0 = _mm512_fmadd_ps(load_f32(w0 + j, m), xv, a0);
-      a1 = _mm512_fmadd_ps(load_f32(w1 + j, m), xv, a1);
-      a2 = _mm512_fmadd_ps(load_f32(w2 + j, m), xv, a2);
-      a3 = _mm512_fmadd_ps(load_f32(w3 + j, m), xv, a3);
+    std::int64_t j = 0;
+    for (; j < k64; j += 64) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j), _mm512_loadu_ps(x + j), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j + 16), _mm512_loadu_ps(x + j + 16), a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j + 32), _mm512_loadu_ps(x + j + 32), a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j + 48), _mm512_loadu_ps(x + j + 48), a3);
     }
-    float* o = out + (r - row_begin);
-    o[0] = _mm512_reduce_add_ps(a0);
-    o[1] = _mm512_reduce_add_ps(a1);
-    o[2] = _mm512_reduce_add_ps(a2);
-    o[3] = _mm512_reduce_add_ps(a3);
-  }
-  for (; r < row_end; ++r) {
-    const float* w0 = w + r * ldw;
-    __m512 a0 = _mm512_setzero_ps();
-    for (std::int64_t j = 0; j < k; j += 16) {
+    for (; j < k; j += 16) {
       const __mmask16 m = tail16(k - j);
-      a0 = _mm512_fmadd_ps(load_f32(w0 + j, m), load_f32(x + j, m), a0);
+      a0 = _mm512_fmadd_ps(load_f32(wr + j, m), load_f32(x + j, m), a0);
     }
-    out[r - row_begin] = _mm512_reduce_add_ps(a0);
+    out[r - row_begin] =
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
   }
   if (bias) {
     for (std::int64_t i = row_begin; i < row_end; ++i) out[i - row_begin] += bias[i];

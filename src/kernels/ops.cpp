@@ -232,27 +232,35 @@ void gemv_rows(const at::Tensor& x, const LinearRef& l, std::int64_t r0, std::in
   }
 }
 
-constexpr std::int64_t kGemvMaxRows = 64;  // rows per task at most (the fp32 buffer)
+constexpr std::int64_t kGemvMaxRows = 256;  // rows per kernel call at most (the fp32 buffer)
 
-// Rows per task: about 128 KB of weights (long enough streams for the prefetchers, short
-// enough that the last task does not leave a core idle), a multiple of the kernel's 4 rows.
-std::int64_t gemv_task_rows(const at::Tensor& w) {
+// Smallest claim: about 64 KB of weights, so the last claims still stream a while.
+std::int64_t gemv_min_rows(const at::Tensor& w) {
   const std::int64_t row_bytes = w.size(1) * static_cast<std::int64_t>(w.element_size());
-  const std::int64_t rows = (std::int64_t{128} << 10) / std::max<std::int64_t>(row_bytes, 1);
-  return std::clamp<std::int64_t>(rows / 4 * 4, 4, kGemvMaxRows);
+  return std::clamp<std::int64_t>((std::int64_t{64} << 10) / std::max<std::int64_t>(row_bytes, 1),
+                                  1, kGemvMaxRows);
 }
 
-// Runs task(i) for i in [0, n) with each thread claiming the next unclaimed task. Decode's
-// GEMVs are bandwidth-bound and short (0.05-1 ms): with a static split, one core slowed by an
-// interrupt or a neighbour on the host leaves the other spinning at the barrier.
+// Runs body(begin, end) over [0, n) in ranges the threads claim as they become free, as
+// OpenMP's guided schedule: a claim takes remaining / (2 x threads) rows, at least min_rows.
+// Decode's GEMVs are bandwidth-bound and short (0.05-1 ms). Long first claims keep each core on
+// one sequential stream; the short last ones mean a core slowed by an interrupt or a neighbour
+// on the host does not leave the other waiting at the barrier. Each row is computed whole by
+// one thread, so results do not depend on the claims.
 template <typename F>
-void parallel_claim(std::int64_t n, const F& task) {
+void parallel_guided(std::int64_t n, std::int64_t min_rows, const F& body) {
   std::atomic<std::int64_t> next{0};
-  const std::int64_t threads = std::min<std::int64_t>(at::get_num_threads(), n);
+  const std::int64_t threads =
+      std::max<std::int64_t>(1, std::min<std::int64_t>(at::get_num_threads(), n / min_rows));
   at::parallel_for(0, threads, 1, [&](std::int64_t, std::int64_t) {
-    for (std::int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
-      task(i);
+    std::int64_t begin = next.load(std::memory_order_relaxed);
+    while (begin < n) {
+      const std::int64_t take = std::max(min_rows, (n - begin) / (2 * threads));
+      const std::int64_t end = std::min(n, begin + take);
+      if (next.compare_exchange_weak(begin, end, std::memory_order_relaxed)) {
+        body(begin, end);
+        begin = next.load(std::memory_order_relaxed);
+      }
     }
   });
 }
@@ -268,26 +276,30 @@ std::vector<std::int64_t> out_shape(const at::Tensor& x, std::int64_t n) {
 std::vector<at::Tensor> gemv(const at::Tensor& x, const std::vector<LinearRef>& linears) {
   const at::Tensor xc = x.contiguous();
   std::vector<at::Tensor> outs;
-  std::vector<std::int64_t> task_rows;
-  std::vector<std::int64_t> first_task{0};  // task index where each matrix starts
+  std::vector<std::int64_t> first_row{0};  // the matrices' rows, one after the other
+  std::int64_t min_rows = kGemvMaxRows;
   for (const auto& l : linears) {
     const std::int64_t n = l.weight->size(0);
     outs.push_back(at::empty(out_shape(x, n), x.options()));
-    task_rows.push_back(gemv_task_rows(*l.weight));
-    first_task.push_back(first_task.back() + (n + task_rows.back() - 1) / task_rows.back());
+    first_row.push_back(first_row.back() + n);
+    min_rows = std::min(min_rows, gemv_min_rows(*l.weight));
   }
   const bool bf16 = x.scalar_type() == at::kBFloat16;
-  parallel_claim(first_task.back(), [&](std::int64_t t) {
+  parallel_guided(first_row.back(), min_rows, [&](std::int64_t begin, std::int64_t end) {
     float buf[kGemvMaxRows];
-    const auto m = static_cast<std::size_t>(
-        std::upper_bound(first_task.begin(), first_task.end(), t) - first_task.begin() - 1);
-    const std::int64_t n = linears[m].weight->size(0);
-    const std::int64_t r0 = (t - first_task[m]) * task_rows[m], r1 = std::min(n, r0 + task_rows[m]);
-    gemv_rows(xc, linears[m], r0, r1, buf);
-    if (bf16) {
-      avx512::round_to_bf16(buf, bf16_ptr(outs[m]) + r0, r1 - r0);
-    } else {
-      std::copy(buf, buf + (r1 - r0), outs[m].data_ptr<float>() + r0);
+    auto m = static_cast<std::size_t>(
+        std::upper_bound(first_row.begin(), first_row.end(), begin) - first_row.begin() - 1);
+    for (std::int64_t g = begin; g < end;) {
+      while (g >= first_row[m + 1]) ++m;
+      const std::int64_t r0 = g - first_row[m];
+      const std::int64_t r1 = std::min({end, first_row[m + 1], g + kGemvMaxRows}) - first_row[m];
+      gemv_rows(xc, linears[m], r0, r1, buf);
+      if (bf16) {
+        avx512::round_to_bf16(buf, bf16_ptr(outs[m]) + r0, r1 - r0);
+      } else {
+        std::copy(buf, buf + (r1 - r0), outs[m].data_ptr<float>() + r0);
+      }
+      g += r1 - r0;
     }
   });
   return outs;
@@ -298,17 +310,18 @@ at::Tensor gemv_silu_mul(const at::Tensor& x, const LinearRef& gate, const Linea
   const std::int64_t n = gate.weight->size(0);
   at::Tensor out = at::empty(out_shape(x, n), x.options());
   const bool bf16 = x.scalar_type() == at::kBFloat16;
-  // Gate and up rows of a task are read together: half the bytes each.
-  const std::int64_t rows = std::max<std::int64_t>(gemv_task_rows(*gate.weight) / 2 / 4 * 4, 4);
-  parallel_claim((n + rows - 1) / rows, [&](std::int64_t t) {
+  parallel_guided(n, gemv_min_rows(*gate.weight), [&](std::int64_t begin, std::int64_t end) {
     float g[kGemvMaxRows], u[kGemvMaxRows];
-    const std::int64_t r0 = t * rows, r1 = std::min(n, r0 + rows);
-    gemv_rows(xc, gate, r0, r1, g);
-    gemv_rows(xc, up, r0, r1, u);
-    if (bf16) {
-      avx512::silu_mul_rows_bf16(g, u, bf16_ptr(out) + r0, r1 - r0);
-    } else {
-      avx512::silu_mul_rows_f32(g, u, out.data_ptr<float>() + r0, r1 - r0);
+    for (std::int64_t r0 = begin; r0 < end; r0 += kGemvMaxRows) {
+      // Gate rows, then the same up rows: two sequential streams in turn.
+      const std::int64_t r1 = std::min(end, r0 + kGemvMaxRows);
+      gemv_rows(xc, gate, r0, r1, g);
+      gemv_rows(xc, up, r0, r1, u);
+      if (bf16) {
+        avx512::silu_mul_rows_bf16(g, u, bf16_ptr(out) + r0, r1 - r0);
+      } else {
+        avx512::silu_mul_rows_f32(g, u, out.data_ptr<float>() + r0, r1 - r0);
+      }
     }
   });
   return out;

@@ -194,7 +194,7 @@ TEST_P(KernelsTest, ChunkedAttentionMatchesEager) {
   EXPECT_TRUE(all_close(plain, expect, bf16() ? 3e-2 : 1e-5, rtol(), "attention (ATen path)"));
 }
 
-// Work is split by rows (GEMV tasks are claimed by whichever thread is free): the thread count
+// Work is split by rows (GEMV row ranges are claimed by whichever thread is free): the thread count
 // must not change a single bit, and every row must be written.
 TEST_P(KernelsTest, ResultsDoNotDependOnTheThreadCount) {
   if (bf16() && !avx512_bf16_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
@@ -228,6 +228,12 @@ TEST_P(KernelsTest, ResultsDoNotDependOnTheThreadCount) {
     EXPECT_TRUE(at::equal(one[i], three[i])) << "output " << i;
     EXPECT_TRUE(at::isfinite(one[i].to(at::kFloat)).all().item<bool>()) << "output " << i;
   }
+  // Claims of more rows than one kernel call takes, and claims across the two matrices.
+  const at::Tensor x32 = x.to(at::kFloat);
+  EXPECT_TRUE(all_close(three[0], at::linear(x32, w.to(at::kFloat)).to(dtype()), atol(), rtol(),
+                        "1st matrix"));
+  EXPECT_TRUE(all_close(three[1], at::linear(x32, w2.to(at::kFloat)).to(dtype()), atol(), rtol(),
+                        "2nd matrix"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, KernelsTest, ::testing::Values(at::kFloat, at::kBFloat16),
