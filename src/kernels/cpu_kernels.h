@@ -55,6 +55,8 @@ void softmax_f32(float* x, std::int64_t ld, std::int64_t row_begin, std::int64_t
 // Attention scores out[r, c] = sum_j q[r, j] k[c, j] for rows [0, rows) and keys [0, cols), in
 // fp32. bf16: keys packed as pairs kp[j][c] = (k[c, 2j], k[c, 2j+1]) (`pairs` = D / 2, rows of kp
 // `ldk` apart), needs AVX512-BF16. f32: keys transposed kt[j][c] (D rows `ldk` apart).
+// Rows are computed in tiles of kQkRows (callers split work in multiples of it).
+constexpr std::int64_t kQkRows = 8;
 void qk_bf16(const std::uint16_t* q, std::int64_t ldq, std::int64_t rows, const std::uint32_t* kp,
              std::int64_t ldk, std::int64_t cols, std::int64_t pairs, float* out, std::int64_t ldo);
 void qk_f32(const float* q, std::int64_t ldq, std::int64_t rows, const float* kt, std::int64_t ldk,

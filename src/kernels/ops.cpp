@@ -162,7 +162,7 @@ at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::i
   at::Tensor probs = at::empty({g, rows, cols}, q.options());
   const avx512::MaskSpec ms = mask_spec(mask, group);
   const bool bf16 = q.scalar_type() == at::kBFloat16;
-  constexpr std::int64_t kRows = 6;  // the micro-kernel's row block
+  constexpr std::int64_t kRows = avx512::kQkRows;
   const std::int64_t blocks = (rows + kRows - 1) / kRows;
   const auto fscale = static_cast<float>(scale);
   at::parallel_for(0, g * blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
@@ -287,8 +287,8 @@ std::vector<at::Tensor> gemv(const at::Tensor& x, const std::vector<LinearRef>& 
   const bool bf16 = x.scalar_type() == at::kBFloat16;
   parallel_guided(first_row.back(), min_rows, [&](std::int64_t begin, std::int64_t end) {
     float buf[kGemvMaxRows];
-    auto m = static_cast<std::size_t>(
-        std::upper_bound(first_row.begin(), first_row.end(), begin) - first_row.begin() - 1);
+    auto m = static_cast<std::size_t>(std::upper_bound(first_row.begin(), first_row.end(), begin) -
+                                      first_row.begin() - 1);
     for (std::int64_t g = begin; g < end;) {
       while (g >= first_row[m + 1]) ++m;
       const std::int64_t r0 = g - first_row[m];

@@ -194,6 +194,26 @@ TEST_P(KernelsTest, ChunkedAttentionMatchesEager) {
   EXPECT_TRUE(all_close(plain, expect, bf16() ? 3e-2 : 1e-5, rtol(), "attention (ATen path)"));
 }
 
+// The q.k^T micro-kernel works in tiles of 8 query rows x 48 keys: every partial tile (rows 1-8,
+// keys short of 48 in any of its three vectors) must match the eager scores.
+TEST_P(KernelsTest, AttentionScoresCoverEveryTileShape) {
+  const std::int64_t d = 80;  // the Qwen2-VL tower's head dim
+  for (const std::int64_t s : {1, 5, 8, 23}) {
+    for (const std::int64_t t : {1, 17, 37, 47, 48, 107}) {
+      const at::Tensor q = at::randn({1, 2, s, d}).to(dtype());
+      const at::Tensor k = at::randn({1, 2, t, d}).to(dtype()),
+                       v = at::randn({1, 2, t, d}).to(dtype());
+      const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+      const at::Tensor probs =
+          at::softmax(at::matmul(q, k.transpose(2, 3)).to(at::kFloat) * scale, -1).to(dtype());
+      at::Tensor p;
+      (void)layers::attention(q, k, v, scale, at::Tensor(), false, &p);
+      EXPECT_TRUE(all_close(p, probs, bf16() ? 4e-3 : 1e-6, rtol(),
+                            "probabilities s " + std::to_string(s) + " t " + std::to_string(t)));
+    }
+  }
+}
+
 // Work is split by rows (GEMV row ranges are claimed by whichever thread is free): the thread count
 // must not change a single bit, and every row must be written.
 TEST_P(KernelsTest, ResultsDoNotDependOnTheThreadCount) {
