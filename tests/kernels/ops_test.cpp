@@ -195,7 +195,7 @@ TEST_P(KernelsTest, ChunkedAttentionMatchesEager) {
 }
 
 // The q.k^T micro-kernel works in tiles of 8 query rows x 48 keys: every partial tile (rows 1-8,
-// keys short of 48 in any of its three vectors) must match the eager scores.
+// keys short of 48 in any of its three vectors) must match the eager probabilities.
 TEST_P(KernelsTest, AttentionScoresCoverEveryTileShape) {
   const std::int64_t d = 80;  // the Qwen2-VL tower's head dim
   for (const std::int64_t s : {1, 5, 8, 23}) {
@@ -208,8 +208,12 @@ TEST_P(KernelsTest, AttentionScoresCoverEveryTileShape) {
           at::softmax(at::matmul(q, k.transpose(2, 3)).to(at::kFloat) * scale, -1).to(dtype());
       at::Tensor p;
       (void)layers::attention(q, k, v, scale, at::Tensor(), false, &p);
-      EXPECT_TRUE(all_close(p, probs, bf16() ? 4e-3 : 1e-6, rtol(),
-                            "probabilities s " + std::to_string(s) + " t " + std::to_string(t)));
+      const std::string what = "s " + std::to_string(s) + " t " + std::to_string(t);
+      EXPECT_TRUE(all_close(p, probs, bf16() ? 4e-3 : 1e-6, rtol(), "probabilities " + what));
+      // And the output without probabilities asked for (no full score matrix).
+      const at::Tensor out = layers::attention(q, k, v, scale, at::Tensor(), false);
+      EXPECT_TRUE(all_close(out, at::matmul(probs, v).transpose(1, 2), bf16() ? 1e-2 : 1e-5, rtol(),
+                            "output " + what));
     }
   }
 }
