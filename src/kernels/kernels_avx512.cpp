@@ -285,7 +285,7 @@ GLIMPSE_AVX512 void softmax_f32(float* x, std::int64_t ld, std::int64_t row_begi
 namespace {
 
 // q.k^T micro-kernels: R query rows x up to kQkKeys keys, 3R accumulators held in registers (24
-// of the 32 at R = 8), three key vectors and one query broadcast live. 8 x 48 measured ~1.4x the
+// of the 32 at R = 8), three key vectors and one query broadcast live. 8 x 48 measured ~1.25x the
 // 6 x 32 block at the vision tower's shape (D = 80, 4096 keys): each key load feeds 8 rows.
 constexpr std::int64_t kQkKeys = 48;
 
@@ -363,44 +363,29 @@ struct QkBlockF32 {
   }
 };
 
-// All rows x cols through Block<R> tiles: R is a template argument (the accumulators must stay
-// in registers), so the last rows of a call pick a smaller instance. No AVX-512 code of its own.
+// Block<nr>::run(args...) for nr in [1, R]: the accumulators must stay in registers, so the row
+// count is a template argument and the last rows of a call pick a smaller instance.
+template <template <int> class Block, int R, typename... Args>
+void run_rows(std::int64_t nr, Args... args) {
+  if constexpr (R == 1) {
+    Block<1>::run(args...);
+  } else if (nr == R) {
+    Block<R>::run(args...);
+  } else {
+    run_rows<Block, R - 1>(nr, args...);
+  }
+}
+
+// All rows x cols through Block tiles of kQkRows x kQkKeys. No AVX-512 code of its own.
 template <template <int> class Block, typename T, typename K>
 void qk_tiles(const T* q, std::int64_t ldq, std::int64_t rows, const K* keys, std::int64_t ldk,
               std::int64_t cols, std::int64_t depth, float* out, std::int64_t ldo) {
-  static_assert(kQkRows == 8, "qk_tiles instantiates Block<1..8>");
   for (std::int64_t r = 0; r < rows; r += kQkRows) {
     const std::int64_t nr = rows - r < kQkRows ? rows - r : kQkRows;
-    const T* qr = q + r * ldq;
-    float* o = out + r * ldo;
     for (std::int64_t c = 0; c < cols; c += kQkKeys) {
       const std::int64_t n = cols - c < kQkKeys ? cols - c : kQkKeys;
-      switch (nr) {
-        case 8:
-          Block<8>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-        case 7:
-          Block<7>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-        case 6:
-          Block<6>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-        case 5:
-          Block<5>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-        case 4:
-          Block<4>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-        case 3:
-          Block<3>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-        case 2:
-          Block<2>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-        default:
-          Block<1>::run(qr, ldq, keys + c, ldk, n, depth, o + c, ldo);
-          break;
-      }
+      run_rows<Block, static_cast<int>(kQkRows)>(nr, q + r * ldq, ldq, keys + c, ldk, n, depth,
+                                                 out + r * ldo + c, ldo);
     }
   }
 }
