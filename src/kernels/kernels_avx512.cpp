@@ -219,9 +219,36 @@ GLIMPSE_AVX512 void rope_f32(float* x, std::int64_t ld, const float* cos, const 
 
 namespace {
 
-// Softmax of one row already scaled and masked in tmp[0, cols); max found by the caller.
-GLIMPSE_AVX512_INLINE float exp_row(float* tmp, std::int64_t cols, float max) {
-  const __m512 mx = _mm512_set1_ps(max);
+// Overloads so that one softmax body serves bf16 and fp32 rows and masks.
+GLIMPSE_AVX512_INLINE __m512 load_any(const std::uint16_t* p, __mmask16 m) {
+  return load_bf16(p, m);
+}
+GLIMPSE_AVX512_INLINE __m512 load_any(const float* p, __mmask16 m) {
+  return load_f32(p, m);
+}
+GLIMPSE_AVX512_INLINE void store_any(std::uint16_t* p, __m512 v, __mmask16 m) {
+  store_bf16(p, v, m);
+}
+GLIMPSE_AVX512_INLINE void store_any(float* p, __m512 v, __mmask16 m) {
+  _mm512_mask_storeu_ps(p, m, v);
+}
+
+// out = softmax(in * scale + mask) over one row of cols values (mask may be null), in fp32 with
+// the result rounded once to Out; in and out may be the same row (in is read whole into tmp
+// before out is written).
+template <typename In, typename Mask, typename Out>
+GLIMPSE_AVX512_INLINE void softmax_row(const In* in, const Mask* mask, Out* out, std::int64_t cols,
+                                       float scale, float* tmp) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  __m512 mx = _mm512_set1_ps(-__builtin_inff());
+  for (std::int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 m = tail16(cols - j);
+    __m512 v = _mm512_mul_ps(load_any(in + j, m), sc);
+    if (mask) v = _mm512_add_ps(v, load_any(mask + j, m));
+    _mm512_mask_storeu_ps(tmp + j, m, v);
+    mx = _mm512_mask_max_ps(mx, m, mx, v);
+  }
+  mx = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
   __m512 sum = _mm512_setzero_ps();
   for (std::int64_t j = 0; j < cols; j += 16) {
     const __mmask16 m = tail16(cols - j);
@@ -229,7 +256,11 @@ GLIMPSE_AVX512_INLINE float exp_row(float* tmp, std::int64_t cols, float max) {
     _mm512_mask_storeu_ps(tmp + j, m, e);
     sum = _mm512_add_ps(sum, e);
   }
-  return 1.0f / _mm512_reduce_add_ps(sum);
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  for (std::int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 m = tail16(cols - j);
+    store_any(out + j, _mm512_mul_ps(load_f32(tmp + j, m), inv), m);
+  }
 }
 
 }  // namespace
@@ -237,48 +268,18 @@ GLIMPSE_AVX512_INLINE float exp_row(float* tmp, std::int64_t cols, float max) {
 GLIMPSE_AVX512 void softmax_bf16(std::uint16_t* x, std::int64_t ld, std::int64_t row_begin,
                                  std::int64_t row_end, std::int64_t cols, float scale,
                                  const MaskSpec& mask, float* tmp) {
-  const __m512 sc = _mm512_set1_ps(scale);
   const auto* md = static_cast<const std::uint16_t*>(mask.data);
   for (std::int64_t r = row_begin; r < row_end; ++r) {
-    std::uint16_t* xr = x + r * ld;
-    const std::uint16_t* mr = md ? md + mask.offset(r) : nullptr;
-    __m512 mx = _mm512_set1_ps(-__builtin_inff());
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      __m512 v = _mm512_mul_ps(load_bf16(xr + j, m), sc);
-      if (mr) v = _mm512_add_ps(v, load_bf16(mr + j, m));
-      _mm512_mask_storeu_ps(tmp + j, m, v);
-      mx = _mm512_mask_max_ps(mx, m, mx, v);
-    }
-    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      store_bf16(xr + j, _mm512_mul_ps(load_f32(tmp + j, m), inv), m);
-    }
+    softmax_row(x + r * ld, md ? md + mask.offset(r) : nullptr, x + r * ld, cols, scale, tmp);
   }
 }
 
 GLIMPSE_AVX512 void softmax_f32(float* x, std::int64_t ld, std::int64_t row_begin,
                                 std::int64_t row_end, std::int64_t cols, float scale,
                                 const MaskSpec& mask, float* tmp) {
-  const __m512 sc = _mm512_set1_ps(scale);
   const auto* md = static_cast<const float*>(mask.data);
   for (std::int64_t r = row_begin; r < row_end; ++r) {
-    float* xr = x + r * ld;
-    const float* mr = md ? md + mask.offset(r) : nullptr;
-    __m512 mx = _mm512_set1_ps(-__builtin_inff());
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      __m512 v = _mm512_mul_ps(load_f32(xr + j, m), sc);
-      if (mr) v = _mm512_add_ps(v, load_f32(mr + j, m));
-      _mm512_mask_storeu_ps(tmp + j, m, v);
-      mx = _mm512_mask_max_ps(mx, m, mx, v);
-    }
-    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      _mm512_mask_storeu_ps(xr + j, m, _mm512_mul_ps(load_f32(tmp + j, m), inv));
-    }
+    softmax_row(x + r * ld, md ? md + mask.offset(r) : nullptr, x + r * ld, cols, scale, tmp);
   }
 }
 
@@ -408,25 +409,10 @@ GLIMPSE_AVX512 void softmax_rows_to_bf16(const float* in, std::int64_t ld_in, st
                                          std::int64_t ld_out, std::int64_t row_begin,
                                          std::int64_t row_end, std::int64_t cols, float scale,
                                          const MaskSpec& mask, float* tmp) {
-  const __m512 sc = _mm512_set1_ps(scale);
   const auto* md = static_cast<const std::uint16_t*>(mask.data);
   for (std::int64_t r = row_begin; r < row_end; ++r) {
-    const float* xr = in + (r - row_begin) * ld_in;
-    std::uint16_t* o = out + (r - row_begin) * ld_out;
-    const std::uint16_t* mr = md ? md + mask.offset(r) : nullptr;
-    __m512 mx = _mm512_set1_ps(-__builtin_inff());
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      __m512 v = _mm512_mul_ps(load_f32(xr + j, m), sc);
-      if (mr) v = _mm512_add_ps(v, load_bf16(mr + j, m));
-      _mm512_mask_storeu_ps(tmp + j, m, v);
-      mx = _mm512_mask_max_ps(mx, m, mx, v);
-    }
-    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      store_bf16(o + j, _mm512_mul_ps(load_f32(tmp + j, m), inv), m);
-    }
+    softmax_row(in + (r - row_begin) * ld_in, md ? md + mask.offset(r) : nullptr,
+                out + (r - row_begin) * ld_out, cols, scale, tmp);
   }
 }
 
@@ -434,25 +420,10 @@ GLIMPSE_AVX512 void softmax_rows_to_f32(const float* in, std::int64_t ld_in, flo
                                         std::int64_t ld_out, std::int64_t row_begin,
                                         std::int64_t row_end, std::int64_t cols, float scale,
                                         const MaskSpec& mask, float* tmp) {
-  const __m512 sc = _mm512_set1_ps(scale);
   const auto* md = static_cast<const float*>(mask.data);
   for (std::int64_t r = row_begin; r < row_end; ++r) {
-    const float* xr = in + (r - row_begin) * ld_in;
-    float* o = out + (r - row_begin) * ld_out;
-    const float* mr = md ? md + mask.offset(r) : nullptr;
-    __m512 mx = _mm512_set1_ps(-__builtin_inff());
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      __m512 v = _mm512_mul_ps(load_f32(xr + j, m), sc);
-      if (mr) v = _mm512_add_ps(v, load_f32(mr + j, m));
-      _mm512_mask_storeu_ps(tmp + j, m, v);
-      mx = _mm512_mask_max_ps(mx, m, mx, v);
-    }
-    const __m512 inv = _mm512_set1_ps(exp_row(tmp, cols, _mm512_reduce_max_ps(mx)));
-    for (std::int64_t j = 0; j < cols; j += 16) {
-      const __mmask16 m = tail16(cols - j);
-      _mm512_mask_storeu_ps(o + j, m, _mm512_mul_ps(load_f32(tmp + j, m), inv));
-    }
+    softmax_row(in + (r - row_begin) * ld_in, md ? md + mask.offset(r) : nullptr,
+                out + (r - row_begin) * ld_out, cols, scale, tmp);
   }
 }
 
