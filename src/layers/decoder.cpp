@@ -189,6 +189,34 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
   return out;
 }
 
+model::ForwardOutput Decoder::forward(const at::Tensor& x, const at::Tensor& cos,
+                                      const at::Tensor& sin, const at::Tensor& attention_mask,
+                                      model::TokenLayout layout,
+                                      const model::ForwardOptions& options,
+                                      model::DecodeState* state, bool prefill,
+                                      model::ForwardOutput out) const {
+  DecoderRun r;
+  r.output_hidden_states = options.output_hidden_states;
+  r.output_attentions = options.output_attentions;
+  r.prefill = prefill;
+  r.hooks = options.hooks;
+  DecoderOutput dec = run(x, cos, sin, attention_mask, std::move(layout), state, r);
+  const std::int64_t kept = dec.last_hidden_state.size(1);
+  out.logits = lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
+                                                : dec.last_hidden_state);
+  if (options.hooks) options.hooks->on_logits(out.logits, prefill);
+  out.hidden_states = std::move(dec.hidden_states);
+  out.attentions = std::move(dec.attentions);
+  out.layout = std::move(dec.layout);
+  if (options.output_hidden_states) out.last_layer_output_prenorm = dec.prenorm;
+  if (state != nullptr) {
+    state->attention_mask = state->attention_mask.defined()
+                                ? at::cat({state->attention_mask, attention_mask}, 1)
+                                : attention_mask;
+  }
+  return out;
+}
+
 at::Tensor causal_mask(const at::Tensor& attention_mask, std::int64_t new_tokens,
                        c10::ScalarType dtype) {
   const std::int64_t b = attention_mask.size(0), total = attention_mask.size(1);

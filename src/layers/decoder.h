@@ -71,6 +71,14 @@ class Decoder {
                     model::TokenLayout layout, model::DecodeState* state,
                     const DecoderRun& run) const;
 
+  // The rest of a family's forward once it has the embeddings, rotary tables and layout: run(),
+  // the logits (of the last row only with last_logits_only), the hooks' logits site, the
+  // outputs asked for, and the state's attention mask. `out` comes with its position fields set.
+  model::ForwardOutput forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                               const at::Tensor& attention_mask, model::TokenLayout layout,
+                               const model::ForwardOptions& options, model::DecodeState* state,
+                               bool prefill, model::ForwardOutput out) const;
+
   const model::DecoderShape& shape() const { return shape_; }
 
  private:

@@ -120,28 +120,8 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
   layout.positions = out.position_ids.unsqueeze(0);
   const at::Tensor x = prefill ? embed(in, layout, options.hooks) : decoder_->embed(in.input_ids);
   const auto [cos, sin] = layers::rope_cos_sin(rope_, out.position_ids, dtype_);
-  layers::DecoderRun run;
-  run.output_hidden_states = options.output_hidden_states;
-  run.output_attentions = options.output_attentions;
-  run.prefill = prefill;
-  run.hooks = options.hooks;
-  layers::DecoderOutput dec =
-      decoder_->run(x, cos, sin, in.attention_mask, std::move(layout), state, run);
-  const std::int64_t kept = dec.last_hidden_state.size(1);
-  out.logits =
-      decoder_->lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
-                                                 : dec.last_hidden_state);
-  if (options.hooks) options.hooks->on_logits(out.logits, prefill);
-  out.hidden_states = std::move(dec.hidden_states);
-  out.attentions = std::move(dec.attentions);
-  out.layout = std::move(dec.layout);
-  if (options.output_hidden_states) out.last_layer_output_prenorm = dec.prenorm;
-  if (state != nullptr) {
-    state->attention_mask = state->attention_mask.defined()
-                                ? at::cat({state->attention_mask, in.attention_mask}, 1)
-                                : in.attention_mask;
-  }
-  return out;
+  return decoder_->forward(x, cos, sin, in.attention_mask, std::move(layout), options, state,
+                           prefill, std::move(out));
 }
 
 model::ForwardOutput CausalLM::forward(const model::ForwardInputs& inputs,

@@ -197,29 +197,9 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
     layout.original_index = at::arange(past, past + s, i64).view({1, s}).repeat({b, 1});
   }
   const auto [cos, sin] = mrope_cos_sin(config_, out.position_ids, dtype_);
-  layers::DecoderRun run;
-  run.output_hidden_states = options.output_hidden_states;
-  run.output_attentions = options.output_attentions;
-  run.prefill = prefill;
-  run.hooks = options.hooks;
-  layers::DecoderOutput dec =
-      decoder_->run(x, cos, sin, in.attention_mask, std::move(layout), state, run);
-  const std::int64_t kept = dec.last_hidden_state.size(1);
-  const at::Tensor last = options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
-                                                   : dec.last_hidden_state;
-  out.logits = decoder_->lm_head(last);
-  if (options.hooks) options.hooks->on_logits(out.logits, prefill);
-  out.hidden_states = std::move(dec.hidden_states);
-  out.attentions = std::move(dec.attentions);
-  out.layout = std::move(dec.layout);
-  if (options.output_hidden_states) out.last_layer_output_prenorm = dec.prenorm;
-  if (state != nullptr) {
-    if (prefill) state->rope_deltas = out.rope_deltas;
-    state->attention_mask = state->attention_mask.defined()
-                                ? at::cat({state->attention_mask, in.attention_mask}, 1)
-                                : in.attention_mask;
-  }
-  return out;
+  if (state != nullptr && prefill) state->rope_deltas = out.rope_deltas;
+  return decoder_->forward(x, cos, sin, in.attention_mask, std::move(layout), options, state,
+                           prefill, std::move(out));
 }
 
 model::ForwardOutput Qwen2VLForConditionalGeneration::forward(
