@@ -18,36 +18,16 @@ extern "C" {
 
 #include "glimpse/core/error.h"
 #include "glimpse/core/logging.h"
+#include "video/ffmpeg_handles.h"
 #include "video/ffmpeg_log.h"
 
 namespace glimpse::video {
 namespace {
 
-std::string av_error(int code) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(code, buf, sizeof(buf));
-  return buf;
-}
-
 struct FormatCloser {
   void operator()(AVFormatContext* p) const { avformat_close_input(&p); }
 };
-struct CodecCloser {
-  void operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct FrameFree {
-  void operator()(AVFrame* p) const { av_frame_free(&p); }
-};
-struct SwsFree {
-  void operator()(SwsContext* p) const { sws_freeContext(p); }
-};
 using FormatPtr = std::unique_ptr<AVFormatContext, FormatCloser>;
-using CodecPtr = std::unique_ptr<AVCodecContext, CodecCloser>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
-using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
 
 // An opened file with its best video stream.
 struct Source {
@@ -165,7 +145,7 @@ class RgbConverter {
   }
 
  private:
-  std::unique_ptr<SwsContext, SwsFree> sws_;
+  SwsPtr sws_;
   std::uint8_t* buffer_[4] = {nullptr, nullptr, nullptr, nullptr};
   int linesize_[4] = {0, 0, 0, 0};
   int width_ = 0;

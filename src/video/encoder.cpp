@@ -11,34 +11,17 @@ extern "C" {
 #include <memory>
 
 #include "glimpse/core/error.h"
+#include "video/ffmpeg_handles.h"
 #include "video/ffmpeg_log.h"
 
 namespace glimpse::video {
 namespace {
-
-std::string av_error(int code) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(code, buf, sizeof(buf));
-  return buf;
-}
 
 struct OutputCloser {
   void operator()(AVFormatContext* p) const {
     if (p->pb != nullptr && !(p->oformat->flags & AVFMT_NOFILE)) avio_closep(&p->pb);
     avformat_free_context(p);
   }
-};
-struct CodecCloser {
-  void operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
-};
-struct FrameFree {
-  void operator()(AVFrame* p) const { av_frame_free(&p); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct SwsFree {
-  void operator()(SwsContext* p) const { sws_freeContext(p); }
 };
 
 // The first pixel format of the encoder's list from our preference order (lossless RGB first).
@@ -80,7 +63,7 @@ void write_video(const std::string& path, const std::vector<vision::Image>& fram
   }
   std::unique_ptr<AVFormatContext, OutputCloser> out(raw);
   AVStream* stream = avformat_new_stream(raw, nullptr);
-  std::unique_ptr<AVCodecContext, CodecCloser> enc(avcodec_alloc_context3(codec));
+  CodecPtr enc(avcodec_alloc_context3(codec));
   if (stream == nullptr || !enc) throw InputError(where + ": out of memory");
   const AVRational rate = av_d2q(options.fps, 100000);
   enc->width = width;
@@ -103,16 +86,16 @@ void write_video(const std::string& path, const std::vector<vision::Image>& fram
   r = avformat_write_header(raw, nullptr);
   if (r < 0) throw InputError(where + ": cannot write header: " + av_error(r));
 
-  std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
-  std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+  FramePtr frame(av_frame_alloc());
+  PacketPtr pkt(av_packet_alloc());
   if (!frame || !pkt) throw InputError(where + ": out of memory");
   frame->format = enc->pix_fmt;
   frame->width = width;
   frame->height = height;
   if (av_frame_get_buffer(frame.get(), 0) < 0) throw InputError(where + ": out of memory");
-  std::unique_ptr<SwsContext, SwsFree> sws(sws_getContext(
-      width, height, AV_PIX_FMT_RGB24, width, height, enc->pix_fmt,
-      SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
+  SwsPtr sws(sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, enc->pix_fmt,
+                            SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr,
+                            nullptr));
   if (!sws) throw UnsupportedError(where + ": cannot convert RGB to the encoder's pixel format");
 
   auto drain = [&]() {
