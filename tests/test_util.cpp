@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <random>
+#include <sstream>
 
 namespace glimpse::test {
 namespace fs = std::filesystem;
@@ -70,6 +71,15 @@ CommandResult run_cli(const std::vector<std::string>& args) {
     result.signal = WTERMSIG(status);
   }
   return result;
+}
+
+std::string last_line(const std::string& out) {
+  std::string last;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) last = line;
+  }
+  return last;
 }
 
 }  // namespace glimpse::test

@@ -51,4 +51,7 @@ struct CommandResult {
 // Runs the built `glimpse` binary with the given arguments (shell-quoted here).
 CommandResult run_cli(const std::vector<std::string>& args);
 
+// The last non-empty line of a command's output: where --json commands print their object.
+std::string last_line(const std::string& out);
+
 }  // namespace glimpse::test

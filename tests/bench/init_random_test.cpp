@@ -261,22 +261,12 @@ TEST(InitRandomTest, BadConfigsAreOneLineErrorsNamingTheKey) {
   }
 }
 
-// The last non-empty line of a command's output (bench --json prints the JSON object there).
-std::string last_line(const std::string& out) {
-  std::string last;
-  std::istringstream lines(out);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) last = line;
-  }
-  return last;
-}
-
 TEST(BenchTest, SmokeJsonOnTheTinyConfig) {
   const auto r = test::run_cli({"bench", "--config", tiny_qwen_path(), "--visual-tokens", "6",
                                 "--text-tokens", "8", "--new-tokens", "2", "--repeat", "1",
                                 "--warmup", "0", "--dtype", "f32", "--threads", "1", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const std::string last = last_line(r.out);
+  const std::string last = test::last_line(r.out);
   const auto j = nlohmann::json::parse(last);
   for (const char* key :
        {"prefill_ms", "prefill_tokens_per_s", "end_to_end_prefill_ms", "decode_ms_per_token",
@@ -361,7 +351,7 @@ TEST(BenchTest, PipelineIsTimedAgainstThePlainRunInTheSameProcess) {
                                 R"({"methods": [{"type": "fastv", "layer": 1, "ratio": 0.5}]})",
                                 "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const std::string last = last_line(r.out);
+  const std::string last = test::last_line(r.out);
   const auto j = nlohmann::json::parse(last);
   EXPECT_EQ(j["prefill_input"], "image_embeds");
   ASSERT_TRUE(j.contains("pipeline")) << last;

@@ -10,12 +10,6 @@
 namespace glimpse::test {
 namespace {
 
-std::string last_line(const std::string& out) {
-  std::string s = out;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s.substr(s.rfind('\n') == std::string::npos ? 0 : s.rfind('\n') + 1);
-}
-
 TEST(ModelCliGolden, ForwardWritesTheReferenceNamesAndValues) {
   GLIMPSE_REQUIRE_FIXTURES();
   TempDir dir;

@@ -11,9 +11,7 @@ namespace glimpse::test {
 namespace {
 
 nlohmann::json last_json_line(const std::string& out) {
-  const auto end = out.find_last_not_of('\n');
-  const auto start = out.rfind('\n', end);
-  return nlohmann::json::parse(out.substr(start == std::string::npos ? 0 : start + 1));
+  return nlohmann::json::parse(last_line(out));
 }
 
 nlohmann::json manifest_case(const std::string& model, const std::string& name) {
