@@ -37,7 +37,7 @@ void softmax_(const at::Tensor& scores, double scale, const at::Tensor& mask, st
 at::Tensor pack_keys(const at::Tensor& k);
 // softmax(q k^T * scale + mask) over the first `cols` keys for q [G, R, D] (q's dtype), keys from
 // pack_keys, mask as softmax_ (group over the G*R rows): [G, R, cols] in q's dtype. The scores
-// exist only as fp32 blocks of 6 rows in each thread.
+// exist only as fp32 tiles of avx512::kQkRows rows in each thread.
 at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::int64_t cols,
                            double scale, const at::Tensor& mask, std::int64_t group);
 
