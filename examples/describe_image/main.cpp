@@ -43,8 +43,9 @@ int main(int argc, char** argv) {
         R"({"methods": [{"type": "fastv", "layer": 2, "ratio": 0.5}]})", "describe_image");
     auto config = glimpse::generate::GenerationConfig::from_checkpoint(dir);
     config.max_new_tokens = argc > 4 ? std::atoi(argv[4]) : 32;
-    config.hooks = &pipeline;
-    const auto result = glimpse::generate::generate(*model, inputs.inputs, config);
+    glimpse::generate::GenerateOptions options;
+    options.hooks = &pipeline;
+    const auto result = glimpse::generate::generate(*model, inputs.inputs, config, options);
 
     const at::Tensor ids = result.new_tokens[0].contiguous();
     const std::vector<std::int64_t> answer(ids.data_ptr<std::int64_t>(),

@@ -17,6 +17,7 @@
 #include "glimpse/bench/random_checkpoint.h"
 #include "glimpse/core/error.h"
 #include "glimpse/core/system.h"
+#include "glimpse/generate/session.h"
 #include "glimpse/models/qwen2_vl/image_processing.h"
 #include "kernels/ops.h"
 #include "layers/modules.h"
@@ -319,7 +320,7 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
       next = out.logits.select(1, out.logits.size(1) - 1).argmax(-1).view({1, 1});
     }
     if (decode_runs && o.new_tokens > 0) decode_runs->push_back(ms_since(t0) / o.new_tokens);
-    return state.cache ? state.cache->bytes() : std::int64_t{0};
+    return state.cache ? state.cache->bytes_held() : std::int64_t{0};
   };
   auto timed_prefill = [&](const model::ForwardInputs& in, const model::ForwardOptions& fo,
                            std::vector<double>* runs) {
@@ -362,6 +363,49 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
   };
   for (int i = 0; i < o.warmup; ++i) one_run(false);
   for (int i = 0; i < o.repeat; ++i) one_run(true);
+  if (o.candidates > 1) {
+    // One prefill of the language model; each repeat decodes one fork alone, then all forks
+    // stacked, so both read the same prefix under the same conditions.
+    CandidateTimings& c = r.candidates;
+    c.candidates = o.candidates;
+    model::ForwardInputs llm_inputs =
+        syn.text_only.input_ids.defined() ? syn.text_only : syn.inputs;
+    if (syn.inputs.pixel_values.defined() || syn.inputs.pixel_values_videos.defined()) {
+      const model::MediaEmbeds media = m.embed_media(syn.inputs);
+      if (media.image_embeds.defined() || media.video_embeds.defined()) {
+        llm_inputs = syn.inputs;
+        llm_inputs.pixel_values = llm_inputs.pixel_values_videos = at::Tensor();
+        llm_inputs.image_embeds = media.image_embeds;
+        llm_inputs.video_embeds = media.video_embeds;
+      }
+    }
+    generate::Session root(m);
+    root.prefill(llm_inputs);
+    auto decode = [&](generate::Session& s) {
+      const auto t0 = Clock::now();
+      at::Tensor logits = s.last_logits();
+      for (std::int64_t i = 0; i < o.new_tokens; ++i) logits = s.step(logits.argmax(-1));
+      return ms_since(t0) / std::max<std::int64_t>(o.new_tokens, 1);
+    };
+    for (int i = 0; i < o.warmup + o.repeat; ++i) {
+      generate::Session one = std::move(root.fork(1)[0]);
+      const double single = decode(one);
+      generate::Session batch = generate::Session::stack(root.fork(o.candidates));
+      const double batched = decode(batch);
+      if (i >= o.warmup) {
+        c.single_ms_runs.push_back(single);
+        c.batch_ms_runs.push_back(batched);
+      }
+      const generate::SessionStats st = batch.stats();
+      c.bytes_shared = st.bytes_shared;
+      c.bytes_per_fork = st.bytes_own / o.candidates;
+    }
+    c.single_ms_per_step = median(c.single_ms_runs);
+    c.batch_ms_per_step = median(c.batch_ms_runs);
+    c.single_tokens_per_s = 1e3 / std::max(c.single_ms_per_step, 1e-9);
+    c.batch_tokens_per_s = 1e3 * o.candidates / std::max(c.batch_ms_per_step, 1e-9);
+    c.aggregate_speedup = c.batch_tokens_per_s / std::max(c.single_tokens_per_s, 1e-9);
+  }
   if (o.pipeline) {
     PipelineTimings& p = r.pipeline;
     p.end_to_end_prefill_ms = median(p.end_to_end_prefill_ms_runs);
@@ -510,6 +554,19 @@ std::string to_json(const BenchResult& r) {
                      {"kv_bytes", p.kv_bytes},
                      {"report", json::parse(p.report_json)}};
   }
+  if (r.candidates.candidates > 1) {
+    const CandidateTimings& c = r.candidates;
+    j["candidates"] = {{"candidates", c.candidates},
+                       {"single_ms_per_step", c.single_ms_per_step},
+                       {"batch_ms_per_step", c.batch_ms_per_step},
+                       {"single_ms_runs", c.single_ms_runs},
+                       {"batch_ms_runs", c.batch_ms_runs},
+                       {"single_tokens_per_s", c.single_tokens_per_s},
+                       {"batch_tokens_per_s", c.batch_tokens_per_s},
+                       {"aggregate_speedup", c.aggregate_speedup},
+                       {"bytes_shared", c.bytes_shared},
+                       {"bytes_per_fork", c.bytes_per_fork}};
+  }
   const auto s = core::system_info();
   j["system"] = json::parse(core::to_json(s));
   return j.dump();
@@ -563,6 +620,14 @@ std::string to_text(const BenchResult& r) {
         p.prefill_ms, p.prefill_speedup, p.end_to_end_prefill_ms, p.end_to_end_prefill_speedup,
         p.decode_ms_per_token, p.decode_speedup);
     out += "pipeline report  " + p.report_json + "\n";
+  }
+  if (r.candidates.candidates > 1) {
+    const CandidateTimings& c = r.candidates;
+    add("candidates       %lld forks of one prefill: %.1f ms/step for 1 (%.2f tokens/s), %.1f "
+        "ms/step for %lld (%.2f tokens/s): %.2fx aggregate; KV %.1f MB shared, %.2f MB per fork\n",
+        static_cast<long long>(c.candidates), c.single_ms_per_step, c.single_tokens_per_s,
+        c.batch_ms_per_step, static_cast<long long>(c.candidates), c.batch_tokens_per_s,
+        c.aggregate_speedup, c.bytes_shared / 1e6, c.bytes_per_fork / 1e6);
   }
   for (const auto& p : r.profile) {
     add("profile %-8s %-28s %9.3f ms/layer\n", p.phase.c_str(), p.op.c_str(), p.ms);

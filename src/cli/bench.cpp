@@ -61,7 +61,7 @@ void add_bench_command(CLI::App& app) {
   struct Args {
     std::string config, model, image_size, pipeline;
     LoadArgs load{"bf16"};
-    std::int64_t visual_tokens = -1, text_tokens = 64, new_tokens = 16;
+    std::int64_t visual_tokens = -1, text_tokens = 64, new_tokens = 16, candidates = 0;
     std::optional<int> threads;
     int repeat = 3, warmup = 1;
     std::uint64_t seed = 0;
@@ -80,6 +80,9 @@ void add_bench_command(CLI::App& app) {
       ->excludes(visual);
   cmd->add_option("--text-tokens", args->text_tokens, "Text tokens around the image");
   cmd->add_option("--new-tokens", args->new_tokens, "Decode steps");
+  cmd->add_option("--candidates", args->candidates,
+                  "Also decode N forks of one prefill in one batch against one fork")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{64}));
   add_load_options(*cmd, args->load);
   cmd->add_option("--threads", args->threads, "Intra-op threads (0: one per core)")
       ->check(CLI::Range(0, 4096));
@@ -105,6 +108,7 @@ void add_bench_command(CLI::App& app) {
     }
     options.text_tokens = args->text_tokens;
     options.new_tokens = args->new_tokens;
+    options.candidates = args->candidates;
     options.repeat = args->repeat;
     options.warmup = args->warmup;
     options.profile = args->profile;

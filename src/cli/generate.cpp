@@ -53,11 +53,11 @@ void add_generate_command(CLI::App& app) {
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
     auto model = model::load_model(args->model, load);
     auto config = generation_config(args->model, args->generation);
-    if (!methods.empty()) config.hooks = &methods;
-    generate::StreamCallback stream;
+    generate::GenerateOptions options;
+    if (!methods.empty()) options.hooks = &methods;
     if (!args->json) {
-      stream = [](std::int64_t, const at::Tensor& tokens) {
-        const at::Tensor t = tokens.contiguous();
+      options.on_step = [](const generate::StepInfo& step) {
+        const at::Tensor t = step.tokens->contiguous();
         for (std::int64_t i = 0; i < t.size(0); ++i) {
           std::printf("%s%lld", i ? " " : "", static_cast<long long>(t[i].item<std::int64_t>()));
         }
@@ -66,7 +66,7 @@ void add_generate_command(CLI::App& app) {
         return true;
       };
     }
-    const auto result = generate::generate(*model, inputs, config, stream);
+    const auto result = generate::generate(*model, inputs, config, options);
     if (args->json) {
       const nlohmann::json j = {{"sequences", rows(result.sequences)},
                                 {"new_tokens", rows(result.new_tokens)},

@@ -165,8 +165,9 @@ void run_inspect(const InspectArgs& a) {
     config.max_new_tokens = a.max_new_tokens;
     config.do_sample = false;
     if (config.eos_token_ids.empty()) config.eos_token_ids = processor->eos_token_ids();
-    config.hooks = &attention;
-    const auto result = generate::generate(*model, processed.inputs, config);
+    generate::GenerateOptions options;
+    options.hooks = &attention;
+    const auto result = generate::generate(*model, processed.inputs, config, options);
     sequence = result.sequences;
     const auto ids = ids_of(result.new_tokens[0]);
     generated = {{"ids", ids}, {"text", processor->tokenizer().decode(ids)}};

@@ -15,6 +15,7 @@
 #include "glimpse/bench/random_checkpoint.h"
 #include "glimpse/core/logging.h"
 #include "glimpse/generate/generator.h"
+#include "glimpse/generate/session.h"
 #include "glimpse/model/model.h"
 #include "glimpse/model/processor.h"
 #include "glimpse/pipeline/pipeline.h"
@@ -36,7 +37,7 @@ void add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Answer a prompt about images or a video");
   cmd->add_option("--model", args->model, "Checkpoint folder")->required();
   add_request_options(*cmd, args->request);
-  add_generation_options(*cmd, args->generation);
+  add_generation_options(*cmd, args->generation, /*candidates=*/true);
   add_load_options(*cmd, args->load);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
@@ -52,7 +53,7 @@ void add_run_command(CLI::App& app) {
                                      : pipeline::Pipeline::from_argument(args->pipeline);
     const model::LoadOptions load = load_options(args->load);
     auto config = generation_config(args->model, args->generation);
-    if (!methods.empty()) config.hooks = &methods;
+    const std::int64_t candidates = config.num_return_sequences;
 
     auto t0 = Clock::now();
     const auto processor = model::Processor::load(args->model);
@@ -75,37 +76,77 @@ void add_run_command(CLI::App& app) {
     text::DecodeOptions decode;
     decode.skip_special_tokens = true;
     text::IncrementalDecoder stream_decoder(processor->tokenizer(), decode);
-    generate::StreamCallback stream;
-    if (!args->json) {
-      stream = [&](std::int64_t, const at::Tensor& tokens) {
-        std::fputs(stream_decoder.push(tokens[0].item<std::int64_t>()).c_str(), stdout);
+    generate::GenerateOptions options;
+    options.tokenizer = &processor->tokenizer();
+    if (!args->json && candidates == 1) {
+      options.on_step = [&](const generate::StepInfo& step) {
+        std::fputs(stream_decoder.push((*step.tokens)[0].item<std::int64_t>()).c_str(), stdout);
         std::fflush(stdout);
         return true;
       };
     }
-    const auto result = generate::generate(*model, processed.inputs, config, stream);
-    const at::Tensor ids_tensor = result.new_tokens[0].contiguous();
-    const auto* p = ids_tensor.data_ptr<std::int64_t>();
-    const std::vector<std::int64_t> ids(p, p + ids_tensor.numel());
-    const std::string report = methods.report().to_json();
-    if (!args->report.empty()) write_text_file(args->report, report + "\n");
+    // One prefill; N candidates fork its KV prefix and decode in one batch.
+    generate::Session session(*model, methods.empty() ? nullptr : &methods);
+    t0 = Clock::now();
+    session.prefill(processed.inputs);
+    const double prefill_ms = ms(t0);
+    generate::Session batch =
+        candidates > 1 ? generate::Session::stack(session.fork(candidates)) : std::move(session);
+    t0 = Clock::now();
+    const auto result = generate::Generator(batch, config, options).run();
+    const double decode_ms = ms(t0);
+
+    std::vector<nlohmann::json> answers;
+    for (std::int64_t i = 0; i < candidates; ++i) {
+      const at::Tensor row = result.new_tokens[i].narrow(0, 0, result.lengths[i]).contiguous();
+      const auto* p = row.data_ptr<std::int64_t>();
+      const std::vector<std::int64_t> ids(p, p + row.numel());
+      answers.push_back({{"answer", processor->tokenizer().decode(ids, decode)},
+                         {"ids", ids},
+                         {"mean_logprob", result.mean_logprob[i]}});
+    }
+    pipeline::Report report = methods.report();
+    const generate::SessionStats st = batch.stats();
+    report.set_section("session", nlohmann::json{{"prefills", st.prefills},
+                                                 {"appends", st.appends},
+                                                 {"decode_steps", st.steps},
+                                                 {"forks", st.forks},
+                                                 {"sequences", candidates},
+                                                 {"bytes_shared", st.bytes_shared},
+                                                 {"bytes_per_fork", st.bytes_own / candidates},
+                                                 {"bytes_held", st.bytes_shared + st.bytes_own},
+                                                 {"bytes_logical", st.bytes_logical}}
+                                      .dump());
+    const std::string report_json = report.to_json();
+    if (!args->report.empty()) write_text_file(args->report, report_json + "\n");
     if (!args->json) {
-      std::printf("%s\n", stream_decoder.flush().c_str());
+      if (candidates == 1) {
+        std::printf("%s\n", stream_decoder.flush().c_str());
+      } else {
+        for (std::int64_t i = 0; i < candidates; ++i) {
+          std::printf("[%lld] %s\n", static_cast<long long>(i),
+                      answers[i]["answer"].get<std::string>().c_str());
+        }
+      }
       return;
     }
-    const auto steps = static_cast<double>(ids.size());
-    const nlohmann::json j = {
-        {"answer", processor->tokenizer().decode(ids, decode)},
-        {"ids", ids},
-        {"prompt_tokens", result.prefill_tokens},
+    // The first token comes from the prefill's logits: decode ran one forward less than steps.
+    const double forwards =
+        static_cast<double>(std::max<std::int64_t>(result.new_tokens.size(1) - 1, 0));
+    const double generated = forwards * static_cast<double>(candidates);
+    nlohmann::json j = {
+        {"answer", answers[0]["answer"]},
+        {"ids", answers[0]["ids"]},
+        {"prompt_tokens", processed.inputs.input_ids.numel()},
         {"random_weights", random},
         {"timings",
          {{"load_ms", load_ms},
           {"preprocess_ms", preprocess_ms},
-          {"prefill_ms", result.prefill_ms},
-          {"decode_ms", result.decode_ms},
-          {"decode_tokens_per_s", steps > 1 ? (steps - 1) / (result.decode_ms / 1e3) : 0.0}}},
-        {"report", nlohmann::json::parse(report)}};
+          {"prefill_ms", prefill_ms},
+          {"decode_ms", decode_ms},
+          {"decode_tokens_per_s", decode_ms > 0 ? generated / (decode_ms / 1e3) : 0.0}}},
+        {"report", nlohmann::json::parse(report_json)}};
+    if (candidates > 1) j["candidates"] = answers;
     std::printf("%s\n", j.dump().c_str());
   });
 }

@@ -78,18 +78,31 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   kernels::rope_(q, cos, sin);
   kernels::rope_(k, cos, sin);
   at::Tensor qh = q.transpose(1, 2), kh = k.transpose(1, 2), vh = v.transpose(1, 2);
-  if (cache != nullptr) std::tie(kh, vh) = cache->append(index, kh, vh);
-  const std::int64_t t = kh.size(2);
+  model::KVView kv;
+  if (cache != nullptr) {
+    kv = cache->append(index, kh, vh);
+  } else {
+    kv.keys = kh;
+    kv.values = vh;
+  }
+  const std::int64_t t = kv.length();
 
   // GQA without repeat_kv: query heads sharing a KV head are stacked along the row axis, which
   // gives the same dot products as the reference's repeated keys. Probabilities are materialised
-  // only when asked for.
+  // only when asked for. A prefix shared by forks is read in place by every sequence.
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   at::Tensor probs;
-  const at::Tensor out = layers::attention(qh, kh, vh, scale, mask, /*causal=*/true,
-                                           probs_out != nullptr ? &probs : nullptr);
+  const at::Tensor out =
+      kv.shared.empty() ? layers::attention(qh, kv.keys, kv.values, scale, mask, /*causal=*/true,
+                                            probs_out != nullptr ? &probs : nullptr)
+                        : layers::attention_shared(qh, kv.shared, kv.keys, kv.values, scale, mask,
+                                                   probs_out != nullptr ? &probs : nullptr);
   if (probs_out != nullptr) *probs_out = probs;
   if (probe != nullptr) {
+    if (!kv.shared.empty())
+      kh = cache->get(index).first;  // probes are rare: a copy is fine
+    else
+      kh = kv.keys;
     // The probed rows are recomputed from q and the cached keys, so that a method gets the rows
     // it asked for without the full map being kept.
     const std::int64_t rep = heads / kv_heads;
@@ -200,8 +213,10 @@ model::ForwardOutput Decoder::forward(const at::Tensor& x, const at::Tensor& cos
   r.output_attentions = options.output_attentions;
   r.prefill = prefill;
   r.hooks = options.hooks;
+  out.input_layout = layout;
   DecoderOutput dec = run(x, cos, sin, attention_mask, std::move(layout), state, r);
   const std::int64_t kept = dec.last_hidden_state.size(1);
+  out.last_hidden = dec.last_hidden_state.narrow(1, kept - 1, 1);
   out.logits = lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
                                                 : dec.last_hidden_state);
   if (options.hooks) options.hooks->on_logits(out.logits, prefill);

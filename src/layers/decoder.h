@@ -24,6 +24,7 @@ struct DecoderConfig {
   std::int64_t num_kv_heads = 0;
   std::int64_t head_dim = 0;
   double rms_norm_eps = 1e-6;
+  std::int64_t max_position_embeddings = 2048;
   bool qkv_bias = false;  // Qwen2: true; Llama: attention_bias (false)
   bool o_bias = false;    // Llama: attention_bias; Qwen2: never
   bool mlp_bias = false;  // Llama: mlp_bias

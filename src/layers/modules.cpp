@@ -131,6 +131,65 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   return out;
 }
 
+at::Tensor attention_shared(const at::Tensor& q,
+                            const std::vector<std::pair<at::Tensor, at::Tensor>>& shared,
+                            const at::Tensor& k, const at::Tensor& v, double scale,
+                            const at::Tensor& mask, at::Tensor* probs_out) {
+  const std::int64_t b = q.size(0), hq = q.size(1), s = q.size(2), d = q.size(3);
+  if (shared.empty()) throw InputError("attention_shared: no shared segment");
+  const std::int64_t hkv = shared.front().first.size(1), dv = shared.front().second.size(3);
+  const std::int64_t rep = hq / hkv;
+  std::int64_t t = k.defined() ? k.size(2) : 0;
+  for (const auto& [sk, sv] : shared) {
+    if (sk.size(0) != 1 || sk.size(1) != hkv || sk.size(3) != d || sv.size(2) != sk.size(2)) {
+      throw InputError("attention_shared: shared keys " + c10::str(sk.sizes()) + " do not fit q " +
+                       c10::str(q.sizes()));
+    }
+    t += sk.size(2);
+  }
+  if (hkv * rep != hq || (k.defined() && (k.size(0) != b || k.size(1) != hkv))) {
+    throw InputError("attention_shared: q " + c10::str(q.sizes()) + " and own keys " +
+                     (k.defined() ? c10::str(k.sizes()) : std::string("(none)")) + " do not fit");
+  }
+  at::Tensor out = at::empty({b, s, hq, dv}, q.options());
+  std::int64_t chunk =
+      std::max<std::int64_t>(1, (std::int64_t{1} << 22) / std::max<std::int64_t>(b * hq * t, 1));
+  if (probs_out != nullptr) chunk = s;
+  for (std::int64_t i0 = 0; i0 < s; i0 += chunk) {
+    const std::int64_t cq = std::min(chunk, s - i0), r = rep * cq;
+    // Query heads sharing a key head stacked along rows: [B, Hkv, rep*cq, D].
+    const at::Tensor qc = q.narrow(2, i0, cq).reshape({b, hkv, r, d});
+    // For a shared segment the sequences stack along rows too: [Hkv, B*rep*cq, D].
+    const at::Tensor qg = qc.transpose(0, 1).reshape({hkv, b * r, d});
+    std::vector<at::Tensor> parts;
+    for (const auto& [sk, sv] : shared) {
+      parts.push_back(
+          at::bmm(qg, sk[0].transpose(1, 2)).view({hkv, b, r, sk.size(2)}).transpose(0, 1));
+    }
+    if (k.defined() && k.size(2) > 0) parts.push_back(at::matmul(qc, k.transpose(2, 3)));
+    at::Tensor sc = at::cat(parts, -1).to(at::kFloat).mul_(scale);  // [B, Hkv, rep*cq, t]
+    if (mask.defined()) {
+      sc = (sc.view({b, hkv, rep, cq, t}) +
+            mask.narrow(2, i0, cq).to(at::kFloat).view({b, 1, 1, cq, t}))
+               .view({b, hkv, r, t});
+    }
+    const at::Tensor p = at::softmax(sc, -1).to(q.scalar_type());
+    at::Tensor acc = at::zeros({b, hkv, r, dv}, at::TensorOptions().dtype(at::kFloat));
+    std::int64_t off = 0;
+    for (const auto& [sk, sv] : shared) {
+      const std::int64_t n = sk.size(2);
+      const at::Tensor pg = p.narrow(-1, off, n).transpose(0, 1).reshape({hkv, b * r, n});
+      acc.add_(at::bmm(pg, sv[0]).view({hkv, b, r, dv}).transpose(0, 1).to(at::kFloat));
+      off += n;
+    }
+    if (k.defined() && k.size(2) > 0)
+      acc.add_(at::matmul(p.narrow(-1, off, k.size(2)), v).to(at::kFloat));
+    out.narrow(1, i0, cq).copy_(acc.view({b, hq, cq, dv}).transpose(1, 2));
+    if (probs_out != nullptr) *probs_out = p.reshape({b, hq, s, t});
+  }
+  return out;
+}
+
 at::Tensor rotate_half(const at::Tensor& x) {
   const std::int64_t half = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);

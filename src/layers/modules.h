@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace glimpse::layers {
 
@@ -64,6 +66,17 @@ at::Tensor gated_mlp(const Linear& gate, const Linear& up, const Linear& down, c
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
                      const at::Tensor& mask, bool causal, at::Tensor* probs_out = nullptr,
                      std::int64_t chunk = 0);
+
+// attention() over keys in segments: `shared` prefix segments (k, v) [1, Hkv, n_i, D] read by
+// every sequence in place (the prefix that forks share), then the own keys and values
+// [B, Hkv, T, D] (undefined: none). Key j of `mask` [B, 1, S, sum n_i + T] is key j of the
+// concatenation. The scores of all segments go through one fp32 softmax; each segment's
+// probabilities times its values are summed in fp32. Queries are taken in chunks as attention()
+// does. Returns [B, S, Hq, D] contiguous.
+at::Tensor attention_shared(const at::Tensor& q,
+                            const std::vector<std::pair<at::Tensor, at::Tensor>>& shared,
+                            const at::Tensor& k, const at::Tensor& v, double scale,
+                            const at::Tensor& mask, at::Tensor* probs_out = nullptr);
 
 // cat(-x2, x1) over the last dimension (NeoX-style half split).
 at::Tensor rotate_half(const at::Tensor& x);

@@ -4,6 +4,20 @@
 #include "glimpse/model/model.h"
 
 namespace glimpse::model {
+namespace {
+
+// Masks [1, n_i] of several states, right-padded with zeros to the longest and stacked [B, n].
+at::Tensor stack_masks(const std::vector<at::Tensor>& masks) {
+  std::int64_t longest = 0;
+  for (const auto& m : masks) longest = std::max(longest, m.size(1));
+  std::vector<at::Tensor> rows;
+  for (const auto& m : masks) {
+    rows.push_back(m.size(1) == longest ? m : at::constant_pad_nd(m, {0, longest - m.size(1)}, 0));
+  }
+  return at::cat(rows, 0);
+}
+
+}  // namespace
 
 void DecodeState::keep_keys(std::int64_t layer, const at::Tensor& keep) {
   if (!cache) throw InputError("decoding state has no cache");
@@ -13,6 +27,69 @@ void DecodeState::keep_keys(std::int64_t layer, const at::Tensor& keep) {
   }
   cache->keep(layer, keep);  // validates the indices
   key_masks[layer] = key_masks[layer].index_select(1, keep.to(at::kLong));
+}
+
+std::vector<DecodeState> DecodeState::fork(std::int64_t n) {
+  if (!cache || past_length() == 0) throw InputError("fork: the session holds no prefix yet");
+  if (batch() != 1) {
+    throw InputError("fork: the state holds " + std::to_string(batch()) +
+                     " sequences; fork one sequence at a time");
+  }
+  auto caches = cache->fork(n);
+  std::vector<DecodeState> out;
+  for (auto& c : caches) {
+    DecodeState s;
+    s.cache = std::move(c);
+    s.attention_mask = attention_mask;
+    s.key_masks = key_masks;
+    s.next_position = next_position.clone();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+DecodeState DecodeState::stack(std::vector<DecodeState> states) {
+  if (states.empty()) throw InputError("stack: no sessions");
+  const std::size_t layers = states.front().key_masks.size();
+  std::vector<std::unique_ptr<KVCache>> caches;
+  std::vector<at::Tensor> masks, positions;
+  std::vector<std::vector<at::Tensor>> layer_masks(layers);
+  for (auto& s : states) {
+    if (!s.cache || s.past_length() == 0) throw InputError("stack: a session holds no prefix");
+    if (s.key_masks.size() != layers) throw InputError("stack: sessions of different models");
+    for (std::int64_t r = 0; r < s.batch(); ++r) {
+      masks.push_back(s.attention_mask.narrow(0, r, 1));
+      positions.push_back(s.next_position.narrow(0, r, 1));
+      for (std::size_t l = 0; l < layers; ++l)
+        layer_masks[l].push_back(s.key_masks[l].narrow(0, r, 1));
+    }
+    caches.push_back(std::move(s.cache));
+  }
+  DecodeState out;
+  // The cache checks that every state reads the same prefix; the masks then line up slot by slot
+  // over it, and the own slots are padded the same way the cache pads them.
+  out.cache = DenseKVCache::stack(std::move(caches));
+  out.attention_mask = stack_masks(masks);
+  out.next_position = at::cat(positions, 0);
+  for (auto& m : layer_masks) out.key_masks.push_back(stack_masks(m));
+  for (std::size_t l = 0; l < layers; ++l) {
+    if (out.key_masks[l].size(1) != out.cache->length(static_cast<std::int64_t>(l))) {
+      throw InputError("stack: the key masks of layer " + std::to_string(l) +
+                       " do not match its cache");
+    }
+  }
+  return out;
+}
+
+DecodeState DecodeState::row(std::int64_t r) const {
+  const auto* dense = dynamic_cast<const DenseKVCache*>(cache.get());
+  if (dense == nullptr) throw UnsupportedError("row: only dense caches can be split");
+  DecodeState s;
+  s.cache = dense->row(r);
+  s.attention_mask = attention_mask.narrow(0, r, 1).clone();
+  s.next_position = next_position.narrow(0, r, 1).clone();
+  for (const auto& m : key_masks) s.key_masks.push_back(m.narrow(0, r, 1).clone());
+  return s;
 }
 
 }  // namespace glimpse::model

@@ -2,12 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <set>
+
 #include "glimpse/core/error.h"
 
 namespace glimpse::model {
-
-DenseKVCache::DenseKVCache(std::int64_t num_layers) : layers_(num_layers) {}
-
 namespace {
 
 void check_layer(std::int64_t layer, std::size_t layers) {
@@ -17,17 +16,103 @@ void check_layer(std::int64_t layer, std::size_t layers) {
   }
 }
 
+std::int64_t storage_bytes(const at::Tensor& t) {
+  return t.defined() ? static_cast<std::int64_t>(t.storage().nbytes()) : 0;
+}
+
+const void* storage_id(const at::Tensor& t) {
+  return t.storage().unsafeGetStorageImpl();
+}
+
+// Slots allocated beyond a first append: room for a short answer without regrowing, small enough
+// that a prefix frozen for forks wastes little.
+constexpr std::int64_t kFirstSlack = 64;
+
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> DenseKVCache::append(std::int64_t layer, const at::Tensor& key,
-                                                       const at::Tensor& value) {
+std::int64_t KVView::shared_length() const {
+  std::int64_t n = 0;
+  for (const auto& [k, v] : shared) n += k.size(2);
+  return n;
+}
+
+std::int64_t KVView::length() const {
+  return shared_length() + (keys.defined() ? keys.size(2) : 0);
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::get(std::int64_t layer) const {
+  const KVView v = view(layer);
+  if (v.shared.empty()) return {v.keys, v.values};
+  const std::int64_t b = std::max<std::int64_t>(batch(), 1);
+  std::vector<at::Tensor> ks, vs;
+  for (const auto& [k, val] : v.shared) {
+    ks.push_back(k.expand({b, k.size(1), k.size(2), k.size(3)}));
+    vs.push_back(val.expand({b, val.size(1), val.size(2), val.size(3)}));
+  }
+  if (v.keys.defined()) {
+    ks.push_back(v.keys);
+    vs.push_back(v.values);
+  }
+  return {at::cat(ks, 2), at::cat(vs, 2)};
+}
+
+std::int64_t KVCache::bytes_held() const {
+  std::int64_t total = 0;
+  for (const auto& s : storages()) total += s.bytes;
+  return total;
+}
+
+std::int64_t KVCache::bytes_shared() const {
+  std::int64_t total = 0;
+  for (const auto& s : storages()) total += s.shared ? s.bytes : 0;
+  return total;
+}
+
+std::int64_t kv_bytes_held(const std::vector<const KVCache*>& caches) {
+  std::set<const void*> seen;
+  std::int64_t total = 0;
+  for (const KVCache* c : caches) {
+    if (c == nullptr) continue;
+    for (const auto& s : c->storages()) {
+      if (seen.insert(s.id).second) total += s.bytes;
+    }
+  }
+  return total;
+}
+
+DenseKVCache::DenseKVCache(std::int64_t num_layers) : layers_(num_layers) {}
+
+KVView DenseKVCache::view_of(const Layer& l) const {
+  KVView v;
+  v.shared = l.shared;
+  if (l.keys.defined()) {
+    v.keys = l.keys.narrow(2, 0, l.length);
+    v.values = l.values.narrow(2, 0, l.length);
+  }
+  return v;
+}
+
+KVView DenseKVCache::append(std::int64_t layer, const at::Tensor& key, const at::Tensor& value) {
   check_layer(layer, layers_.size());
+  if (key.dim() != 4 || value.dim() != 4 || key.size(0) != value.size(0) ||
+      key.size(2) != value.size(2)) {
+    throw InputError("KV cache append: keys " + c10::str(key.sizes()) + " and values " +
+                     c10::str(value.sizes()) + " do not fit");
+  }
+  if (batch_ == 0) batch_ = key.size(0);
+  if (key.size(0) != batch_) {
+    throw InputError("KV cache append: batch of " + std::to_string(key.size(0)) +
+                     " sequences, the cache holds " + std::to_string(batch_));
+  }
   Layer& l = layers_[layer];
   const std::int64_t n = key.size(2);
   const std::int64_t needed = l.length + n;
   if (!l.keys.defined() || needed > l.keys.size(2)) {
-    // Grow to 1.5x (at least 256 slots more) so that decode steps append without copying.
-    const std::int64_t capacity = std::max<std::int64_t>(needed + 256, needed * 3 / 2);
+    // The first append (a prefill) gets a little slack; later growth is 1.5x so that decode
+    // steps append without copying.
+    const std::int64_t capacity = l.keys.defined()
+                                      ? std::max<std::int64_t>(needed + 256, needed * 3 / 2)
+                                      : needed + kFirstSlack;
     auto grow = [&](const at::Tensor& old, const at::Tensor& like) {
       at::Tensor fresh =
           at::empty({like.size(0), like.size(1), capacity, like.size(3)}, like.options());
@@ -41,14 +126,12 @@ std::pair<at::Tensor, at::Tensor> DenseKVCache::append(std::int64_t layer, const
   l.keys.narrow(2, l.length, n).copy_(key);
   l.values.narrow(2, l.length, n).copy_(value);
   l.length = needed;
-  return {l.keys.narrow(2, 0, l.length), l.values.narrow(2, 0, l.length)};
+  return view_of(l);
 }
 
-std::pair<at::Tensor, at::Tensor> DenseKVCache::get(std::int64_t layer) const {
+KVView DenseKVCache::view(std::int64_t layer) const {
   check_layer(layer, layers_.size());
-  const Layer& l = layers_[layer];
-  if (!l.keys.defined()) return {};
-  return {l.keys.narrow(2, 0, l.length), l.values.narrow(2, 0, l.length)};
+  return view_of(layers_[layer]);
 }
 
 void DenseKVCache::keep(std::int64_t layer, const at::Tensor& keep) {
@@ -56,15 +139,26 @@ void DenseKVCache::keep(std::int64_t layer, const at::Tensor& keep) {
   Layer& l = layers_[layer];
   const at::Tensor idx = keep.to(at::kLong).contiguous();
   if (idx.dim() != 1) throw InputError("KV cache keep: expected a 1-D index tensor");
+  const std::int64_t total = length(layer);
   const std::int64_t n = idx.numel();
-  if (n > 0) {
-    const auto* p = idx.data_ptr<std::int64_t>();
-    for (std::int64_t i = 0; i < n; ++i) {
-      if (p[i] < 0 || p[i] >= l.length || (i > 0 && p[i] <= p[i - 1])) {
-        throw InputError("KV cache keep: indices must increase within [0, " +
-                         std::to_string(l.length) + ") at layer " + std::to_string(layer));
-      }
+  const auto* p = idx.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (p[i] < 0 || p[i] >= total || (i > 0 && p[i] <= p[i - 1])) {
+      throw InputError("KV cache keep: indices must increase within [0, " + std::to_string(total) +
+                       ") at layer " + std::to_string(layer));
     }
+  }
+  if (!l.shared.empty()) {
+    // Copy on write: the shared prefix stays as it is for the other readers; this cache gets
+    // its own copy of the kept entries.
+    auto [k, v] = get(layer);
+    l.shared.clear();
+    l.keys = k.index_select(2, idx);
+    l.values = v.index_select(2, idx);
+    l.length = n;
+    return;
+  }
+  if (n > 0) {
     // index_select copies first, so writing back into the front of the buffer is safe.
     l.keys.narrow(2, 0, n).copy_(l.keys.narrow(2, 0, l.length).index_select(2, idx));
     l.values.narrow(2, 0, n).copy_(l.values.narrow(2, 0, l.length).index_select(2, idx));
@@ -74,18 +168,144 @@ void DenseKVCache::keep(std::int64_t layer, const at::Tensor& keep) {
 
 std::int64_t DenseKVCache::length(std::int64_t layer) const {
   if (layer < 0 || layer >= static_cast<std::int64_t>(layers_.size())) return 0;
-  return layers_[layer].length;
+  const Layer& l = layers_[layer];
+  std::int64_t n = l.length;
+  for (const auto& [k, v] : l.shared) n += k.size(2);
+  return n;
 }
 
-std::int64_t DenseKVCache::bytes() const {
+std::int64_t DenseKVCache::bytes_logical() const {
   std::int64_t total = 0;
-  for (const auto& l : layers_) {
-    if (!l.keys.defined()) continue;
-    const std::int64_t per_token = l.keys.size(0) * l.keys.size(1) * l.keys.size(3) *
-                                   static_cast<std::int64_t>(l.keys.element_size());
-    total += 2 * per_token * l.length;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const KVView v = view_of(layers_[i]);
+    const at::Tensor& like = v.keys.defined()   ? v.keys
+                             : v.shared.empty() ? at::Tensor()
+                                                : v.shared.front().first;
+    if (!like.defined()) continue;
+    const std::int64_t per_slot =
+        like.size(1) * like.size(3) * static_cast<std::int64_t>(like.element_size());
+    total += 2 * per_slot * batch_ * length(static_cast<std::int64_t>(i));
   }
   return total;
+}
+
+std::vector<KVCache::Storage> DenseKVCache::storages() const {
+  std::vector<Storage> out;
+  std::set<const void*> seen;
+  auto add = [&](const at::Tensor& t, bool shared) {
+    if (t.defined() && seen.insert(storage_id(t)).second)
+      out.push_back({storage_id(t), storage_bytes(t), shared});
+  };
+  for (const auto& l : layers_) {
+    for (const auto& [k, v] : l.shared) {
+      add(k, true);
+      add(v, true);
+    }
+    add(l.keys, false);
+    add(l.values, false);
+  }
+  return out;
+}
+
+std::vector<std::unique_ptr<KVCache>> DenseKVCache::fork(std::int64_t n) {
+  if (n < 1) throw InputError("fork: expected at least 1 fork, found " + std::to_string(n));
+  if (batch_ > 1) {
+    throw InputError("fork: the cache holds " + std::to_string(batch_) +
+                     " sequences; fork one sequence at a time");
+  }
+  // Freeze: the own rows become a shared segment in place (their storage, slack included, is
+  // what the forks then share).
+  for (auto& l : layers_) {
+    if (l.keys.defined() && l.length > 0) {
+      l.shared.emplace_back(l.keys.narrow(2, 0, l.length), l.values.narrow(2, 0, l.length));
+    }
+    l.keys = at::Tensor();
+    l.values = at::Tensor();
+    l.length = 0;
+  }
+  std::vector<std::unique_ptr<KVCache>> out;
+  for (std::int64_t i = 0; i < n; ++i) {
+    auto c = std::make_unique<DenseKVCache>(num_layers());
+    c->batch_ = batch_;
+    for (std::size_t j = 0; j < layers_.size(); ++j) c->layers_[j].shared = layers_[j].shared;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::unique_ptr<DenseKVCache> DenseKVCache::stack(std::vector<std::unique_ptr<KVCache>> caches) {
+  if (caches.empty()) throw InputError("stack: no caches");
+  std::vector<DenseKVCache*> dense;
+  for (const auto& c : caches) {
+    auto* d = dynamic_cast<DenseKVCache*>(c.get());
+    if (d == nullptr) throw UnsupportedError("stack: only dense caches can be stacked");
+    dense.push_back(d);
+  }
+  const std::int64_t layers = dense.front()->num_layers();
+  auto out = std::make_unique<DenseKVCache>(layers);
+  for (const auto* d : dense) {
+    if (d->num_layers() != layers) throw InputError("stack: caches of different models");
+    out->batch_ += std::max<std::int64_t>(d->batch_, 1);
+  }
+  for (std::int64_t i = 0; i < layers; ++i) {
+    const Layer& first = dense.front()->layers_[i];
+    std::int64_t longest = 0;
+    const at::Tensor* like = nullptr;
+    for (const auto* d : dense) {
+      const Layer& l = d->layers_[i];
+      bool same = l.shared.size() == first.shared.size();
+      for (std::size_t s = 0; same && s < l.shared.size(); ++s) {
+        same = l.shared[s].first.is_same(first.shared[s].first);
+      }
+      if (!same) {
+        throw InputError("stack: the sessions do not share one prefix at layer " +
+                         std::to_string(i) + " (stack forks of one session)");
+      }
+      longest = std::max(longest, l.length);
+      if (l.keys.defined()) like = &l.keys;
+    }
+    Layer& o = out->layers_[i];
+    o.shared = first.shared;
+    if (like == nullptr) continue;
+    // Own rows right-padded to the longest; the decoding state masks the padding slots.
+    const std::int64_t capacity = longest + kFirstSlack;
+    o.keys = at::zeros({out->batch_, like->size(1), capacity, like->size(3)}, like->options());
+    o.values = at::zeros_like(o.keys);
+    o.length = longest;
+    std::int64_t row = 0;
+    for (const auto* d : dense) {
+      const Layer& l = d->layers_[i];
+      const std::int64_t b = std::max<std::int64_t>(d->batch_, 1);
+      if (l.keys.defined() && l.length > 0) {
+        o.keys.narrow(0, row, b).narrow(2, 0, l.length).copy_(l.keys.narrow(2, 0, l.length));
+        o.values.narrow(0, row, b).narrow(2, 0, l.length).copy_(l.values.narrow(2, 0, l.length));
+      }
+      row += b;
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<DenseKVCache> DenseKVCache::row(std::int64_t r) const {
+  if (r < 0 || r >= batch_) {
+    throw InputError("KV cache: sequence " + std::to_string(r) + " outside [0, " +
+                     std::to_string(batch_) + ")");
+  }
+  auto out = std::make_unique<DenseKVCache>(num_layers());
+  out->batch_ = 1;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    Layer& o = out->layers_[i];
+    o.shared = l.shared;
+    if (!l.keys.defined()) continue;
+    const std::int64_t capacity = l.length + kFirstSlack;
+    o.keys = at::empty({1, l.keys.size(1), capacity, l.keys.size(3)}, l.keys.options());
+    o.values = at::empty_like(o.keys);
+    o.keys.narrow(2, 0, l.length).copy_(l.keys.narrow(0, r, 1).narrow(2, 0, l.length));
+    o.values.narrow(2, 0, l.length).copy_(l.values.narrow(0, r, 1).narrow(2, 0, l.length));
+    o.length = l.length;
+  }
+  return out;
 }
 
 }  // namespace glimpse::model

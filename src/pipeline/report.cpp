@@ -3,11 +3,34 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "glimpse/core/error.h"
+
 namespace glimpse::pipeline {
 
+namespace {
+
+void check_json(const std::string& key, const std::string& json) {
+  if (!nlohmann::json::accept(json)) {
+    throw FormatError("report: the value of '" + key + "' is not JSON text");
+  }
+}
+
+}  // namespace
+
+void ReportEntry::set_object(const std::string& key, const std::string& json) {
+  check_json(key, json);
+  objects[key] = json;
+}
+
 ReportEntry& Report::add(const std::string& type) {
-  entries_.push_back(ReportEntry{type, {}, {}, {}});
+  entries_.push_back(ReportEntry{type, {}, {}, {}, {}});
   return entries_.back();
+}
+
+void Report::set_section(const std::string& key, const std::string& json) {
+  if (key == "methods") throw FormatError("report: 'methods' is not a section name");
+  check_json(key, json);
+  sections_[key] = json;
 }
 
 std::string Report::to_json() const {
@@ -24,9 +47,12 @@ std::string Report::to_json() const {
     }
     for (const auto& [k, v] : e.strings) j[k] = v;
     for (const auto& [k, v] : e.lists) j[k] = v;
+    for (const auto& [k, v] : e.objects) j[k] = nlohmann::json::parse(v);
     methods.push_back(std::move(j));
   }
-  return nlohmann::json{{"methods", methods}}.dump();
+  nlohmann::json out{{"methods", methods}};
+  for (const auto& [k, v] : sections_) out[k] = nlohmann::json::parse(v);
+  return out.dump();
 }
 
 }  // namespace glimpse::pipeline

@@ -58,8 +58,9 @@ TEST(FastVGolden, ZeroRatioReproducesTheBaselineExactly) {
   generate::GenerationConfig g;
   g.max_new_tokens = 4;
   const at::Tensor plain_ids = generate::generate(*m, in, g).new_tokens;
-  g.hooks = &empty;
-  EXPECT_TRUE(at::equal(generate::generate(*m, in, g).new_tokens, plain_ids));
+  generate::GenerateOptions with_empty;
+  with_empty.hooks = &empty;
+  EXPECT_TRUE(at::equal(generate::generate(*m, in, g, with_empty).new_tokens, plain_ids));
   const auto& e = r.report.entries().at(0);
   EXPECT_EQ(e.numbers.at("visual_tokens_before"), 17);
   EXPECT_EQ(e.numbers.at("visual_tokens_after"), 17);
@@ -148,10 +149,11 @@ TEST(FastVGolden, CacheIsConsistentForDecoding) {
   g.max_new_tokens = 5;
   const auto plain = generate::generate(*m, in, g);
   auto zero = pipeline::Pipeline::from_json(R"({"methods": [{"type": "fastv", "ratio": 0}]})", "t");
-  g.hooks = &zero;
-  EXPECT_TRUE(at::equal(generate::generate(*m, in, g).new_tokens, plain.new_tokens));
-  g.hooks = &p;
-  EXPECT_EQ(generate::generate(*m, in, g).new_tokens.size(1), 5);
+  generate::GenerateOptions options;
+  options.hooks = &zero;
+  EXPECT_TRUE(at::equal(generate::generate(*m, in, g, options).new_tokens, plain.new_tokens));
+  options.hooks = &p;
+  EXPECT_EQ(generate::generate(*m, in, g, options).new_tokens.size(1), 5);
 }
 
 TEST(PipelineTest, BadSpecsAreConfigErrorsNamingTheKey) {

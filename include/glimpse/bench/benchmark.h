@@ -36,6 +36,20 @@ struct BenchOptions {
   // Test-time methods (not owned): when set, every timed run is made twice in the same process,
   // without and with the methods, and BenchResult::pipeline holds the second timings.
   pipeline::Pipeline* pipeline = nullptr;
+  // Candidates decoded in one batch (0 or 1: off): after one prefill, `new_tokens` greedy steps
+  // of one fork and then of `candidates` forks stacked into one batch, from the same prefix,
+  // alternated over the repeats (Session::fork / Session::stack).
+  std::int64_t candidates = 0;
+};
+
+// Batched decoding of forks against one sequence, in the same process (BenchOptions::candidates).
+struct CandidateTimings {
+  std::int64_t candidates = 0;
+  double single_ms_per_step = 0, batch_ms_per_step = 0;  // medians of the repeats
+  std::vector<double> single_ms_runs, batch_ms_runs;
+  double single_tokens_per_s = 0, batch_tokens_per_s = 0;  // aggregate over the sequences
+  double aggregate_speedup = 0;                            // batch / single tokens per second
+  std::int64_t bytes_shared = 0, bytes_per_fork = 0;       // KV of the batch after decoding
 };
 
 // Timings of the runs with the pipeline (see BenchOptions::pipeline) and their speedups against
@@ -102,6 +116,7 @@ struct BenchResult {
   std::vector<OpTime> profile;
   bool has_pipeline = false;
   PipelineTimings pipeline;
+  CandidateTimings candidates;
 };
 
 // Runs the benchmark on `model`. Throws InputError for sizes the model cannot take.

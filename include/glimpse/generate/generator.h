@@ -1,9 +1,10 @@
 #pragma once
 
-// Autoregressive generation over a Model with a KV cache: greedy or sampling (temperature, top-k,
-// top-p with a seed), stopping on the eos ids of generation_config.json or after max_new_tokens,
-// with a streaming callback. Follows transformers' GenerationMixin._sample for batches: a finished
-// row keeps receiving pad_token_id until every row is done.
+// Step-level generation over a Session: each step runs the logits processors of the generation
+// config in Hugging Face's order (logits_process.h), chooses one token per sequence (greedy, or
+// sampled with the sequence's own seeded generator), reports it to a callback with its scores,
+// and feeds it back. Batches follow transformers' GenerationMixin._sample: a finished sequence
+// keeps receiving pad_token_id until every sequence is done.
 
 #include <ATen/core/Tensor.h>
 
@@ -12,41 +13,79 @@
 #include <string>
 #include <vector>
 
+#include "glimpse/generate/generation_config.h"
+#include "glimpse/generate/logits_process.h"
+#include "glimpse/generate/session.h"
 #include "glimpse/model/model.h"
+
+namespace glimpse::text {
+class Tokenizer;
+}
 
 namespace glimpse::generate {
 
-struct GenerationConfig {
-  std::int64_t max_new_tokens = 32;
-  bool do_sample = false;
-  double temperature = 1.0;
-  std::int64_t top_k = 0;  // 0: off
-  double top_p = 1.0;      // 1: off
-  std::uint64_t seed = 0;
-  std::vector<std::int64_t> eos_token_ids;
-  std::int64_t pad_token_id = -1;        // -1: the first eos id
-  bool keep_step_logits = false;         // the reference's output_logits=True (raw logits per step)
-  model::ForwardHooks* hooks = nullptr;  // test-time methods (a Pipeline), not owned
+// What a step callback sees (valid during the call).
+struct StepInfo {
+  std::int64_t step = 0;
+  const at::Tensor* logits = nullptr;  // raw logits the model gave [B, V]
+  const at::Tensor* scores = nullptr;  // after the logits processors [B, V] fp32
+  const at::Tensor* tokens = nullptr;  // chosen [B] int64 (pad for finished sequences)
+  const at::Tensor* hidden = nullptr;  // last hidden state [B, H] with keep_hidden, else undefined
+  // Per sequence: log-prob, entropy and top-1/top-2 margin of the processed distribution.
+  const std::vector<TokenScores>* token_scores = nullptr;
+  const at::Tensor* finished = nullptr;  // [B] bool after this step
+};
 
-  // Reads generation_config.json in `dir` when present (eos_token_id, pad_token_id, do_sample,
-  // temperature, top_k, top_p); absent keys keep the defaults above. Throws ConfigError.
-  static GenerationConfig from_checkpoint(const std::string& dir);
-  // Throws InputError naming the field when a value is out of range.
-  void validate() const;
+// Return false to stop generating.
+using StepCallback = std::function<bool(const StepInfo& step)>;
+
+struct GenerateOptions {
+  model::ForwardHooks* hooks = nullptr;  // test-time methods (a Pipeline), not owned
+  bool keep_step_logits = false;         // the reference's output_logits=True (raw logits per step)
+  bool keep_hidden = false;              // pass the last hidden state to the callback
+  // Sampling seed of each sequence; empty: config.seed + i for sequence i (fork i of a
+  // --num-return-sequences run samples with seed + i).
+  std::vector<std::uint64_t> seeds;
+  // Needed for config.stop_strings (the decoded text of each sequence is matched).
+  const text::Tokenizer* tokenizer = nullptr;
+  StepCallback on_step;
 };
 
 struct GenerationResult {
-  at::Tensor sequences;                 // [B, S + n] prompt then new tokens
+  at::Tensor sequences;                 // [B, S + n] prompt (session ids) then new tokens
   at::Tensor new_tokens;                // [B, n]
   std::vector<at::Tensor> step_logits;  // n tensors [B, V] with keep_step_logits
+  std::vector<double> mean_logprob;     // per sequence, over its tokens before it finished
+  std::vector<std::int64_t> lengths;    // per sequence: tokens generated, eos included
   std::int64_t prefill_tokens = 0;
   double prefill_ms = 0, decode_ms = 0;
 };
 
-// Called after each step with the tokens chosen for every row ([B] int64). Return false to stop.
-using StreamCallback = std::function<bool(std::int64_t step, const at::Tensor& tokens)>;
+class Generator {
+ public:
+  // Generates from the session's last logits. The session (not owned) must outlive the
+  // generator; the config is validated here.
+  Generator(Session& session, GenerationConfig config, GenerateOptions options = {});
+  ~Generator();
 
+  // Chooses and reports one token per sequence, feeding the previous step's tokens first.
+  // Returns false (choosing nothing) once every sequence stopped or max_new_tokens is reached.
+  bool step();
+  // Steps until done; the tokens of the last step are not fed (as the reference's generate).
+  GenerationResult run();
+  // Feeds the last chosen tokens into the session, so that an append continues after them.
+  void flush();
+
+  const at::Tensor& new_tokens() const;  // [B, n] so far
+  bool done() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Prefill + Generator::run in one call: a Session on `inputs`, then generation.
 GenerationResult generate(model::Model& model, const model::ForwardInputs& inputs,
-                          const GenerationConfig& config, const StreamCallback& on_step = {});
+                          const GenerationConfig& config, const GenerateOptions& options = {});
 
 }  // namespace glimpse::generate

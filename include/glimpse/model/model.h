@@ -78,21 +78,39 @@ struct ForwardOutput {
   // The layout of the tokens that reached the last layer (fewer than the prompt when a method
   // pruned); logits and the last hidden states follow it.
   TokenLayout layout;
+  // The layout of the input tokens as the model built it, before any pruning.
+  TokenLayout input_layout;
+  // The last position's hidden state after the final norm [B, 1, H] (what the LM head read).
+  at::Tensor last_hidden;
 };
 
-// Per-request decoding state: the KV cache and what the model needs to continue (M-RoPE deltas,
-// the attention mask seen so far).
+// Per-request decoding state: the KV cache and what the model needs to continue. Three lengths
+// are kept apart (DESIGN.md section 3): the logical position of each sequence (what RoPE sees
+// next), the key slots of the prompt level (attention_mask, padding included), and each layer's
+// cached keys (key_masks; layers differ once a method prunes).
 struct DecodeState {
   std::unique_ptr<KVCache> cache;
-  at::Tensor rope_deltas;     // [B, 1] int64, set at prefill
-  at::Tensor attention_mask;  // [B, past] int64, grown by each call
+  at::Tensor attention_mask;  // [B, slots] int64: every slot passed so far (0: padding)
   // Per layer, the mask of the keys it has cached [B, keys]: layers differ once a method prunes.
   std::vector<at::Tensor> key_masks;
-  // Logical length: tokens seen so far, pruned or not (the next cache position).
+  // [B] int64: the rope position of each sequence's next token (M-RoPE: the same on all three
+  // streams for text), set at prefill and advanced by every pass.
+  at::Tensor next_position;
+  // Slots passed so far, padding included: the slot of the next token (the same for every row).
   std::int64_t past_length() const { return attention_mask.defined() ? attention_mask.size(1) : 0; }
+  std::int64_t batch() const { return attention_mask.defined() ? attention_mask.size(0) : 0; }
   // Keeps the cached tokens `keep` (increasing indices) of one layer: its cache and its key mask
   // together (see KVCache::keep). The logical length does not change.
   void keep_keys(std::int64_t layer, const at::Tensor& keep);
+
+  // `n` states that continue this one (batch 1) from a prefix they share without copying it
+  // (KVCache::fork); this state reads the shared prefix too.
+  std::vector<DecodeState> fork(std::int64_t n);
+  // One state of the sequences of `states` (forks of one state, in order) for batched decoding:
+  // their own slots are right-padded to the longest and masked. The inputs are left empty.
+  static DecodeState stack(std::vector<DecodeState> states);
+  // Sequence `row` alone (the shared prefix stays shared).
+  DecodeState row(std::int64_t row) const;
 };
 
 class Model {
@@ -105,13 +123,20 @@ class Model {
   virtual c10::ScalarType dtype() const = 0;
   virtual std::int64_t num_layers() const = 0;
   virtual std::int64_t vocab_size() const = 0;
+  // Positions the model was trained for (config max_position_embeddings): a Session refuses to
+  // grow past it.
+  virtual std::int64_t max_positions() const = 0;
+  // Whether the model takes images (pixel_values, image_embeds) and videos.
+  virtual bool accepts_images() const = 0;
+  virtual bool accepts_videos() const = 0;
 
   // A full forward without a cache (the reference's use_cache=False).
   virtual ForwardOutput forward(const ForwardInputs& inputs, const ForwardOptions& options) = 0;
 
   // A cached forward: with an empty state it is the prefill (vision, positions, cache filled);
-  // afterwards `inputs.input_ids` holds only the new tokens and `inputs.attention_mask`, when
-  // given, only their mask. The state is updated in place.
+  // afterwards `inputs` hold only the new tokens (`attention_mask`, when given, their mask, with
+  // padding on the left only) and may bring new media, placed after the cache with the positions
+  // the reference's get_rope_index gives the whole conversation. The state is updated in place.
   virtual ForwardOutput forward_cached(const ForwardInputs& inputs, const ForwardOptions& options,
                                        DecodeState& state) = 0;
 

@@ -37,6 +37,7 @@ layers::DecoderConfig decoder_config(const core::Config& t, bool qwen2) {
   }
   if (d.head_dim % 2 != 0) t.fail("head_dim", "expected an even number");
   d.rms_norm_eps = t.get_float("rms_norm_eps", 1e-6);
+  d.max_position_embeddings = positive(t, "max_position_embeddings", 2048);
   d.act = layers::parse_activation(t.get_string("hidden_act", "silu"), t.source() + ": hidden_act");
   if (qwen2) {
     d.qkv_bias = true;
@@ -93,6 +94,11 @@ model::TokenLayout CausalLM::token_layout(const model::ForwardInputs& in,
 
 at::Tensor CausalLM::embed(const model::ForwardInputs& inputs, const model::TokenLayout&,
                            model::ForwardHooks*) const {
+  for (const auto& [name, t] : model::named_tensors(inputs)) {
+    if (name != "input_ids" && name != "attention_mask") {
+      throw InputError(name + ": " + architecture_ + " is a text-only model (no images or videos)");
+    }
+  }
   return decoder_->embed(inputs.input_ids);
 }
 
@@ -103,22 +109,33 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
   const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   const bool prefill = state == nullptr || state->past_length() == 0;
+  const bool media = in.pixel_values.defined() || in.pixel_values_videos.defined() ||
+                     in.image_embeds.defined() || in.video_embeds.defined();
   model::ForwardOutput out;
   std::int64_t first = 0;  // original index of the first new token
+  // Generation counts positions over real tokens only (attention_mask.cumsum - 1, padding -> 1).
+  const at::Tensor counted =
+      (in.attention_mask.cumsum(1) - 1).masked_fill(in.attention_mask.eq(0), 1);
   if (state == nullptr) {
     // A plain forward uses cache positions (arange), as the reference's forward does.
     out.position_ids = at::arange(s, i64).view({1, s}).expand({b, s});
   } else if (prefill) {
-    // Generation: positions count only real tokens (attention_mask.cumsum - 1, padding -> 1).
-    out.position_ids = (in.attention_mask.cumsum(1) - 1).masked_fill(in.attention_mask.eq(0), 1);
-    state->rope_deltas = (in.attention_mask.sum(1, true) - s);  // position = cache index + delta
+    out.position_ids = counted;
+    state->next_position = in.attention_mask.sum(1);
   } else {
+    if (b != state->batch()) {
+      throw InputError("input_ids: batch of " + std::to_string(b) + " differs from the state's " +
+                       std::to_string(state->batch()));
+    }
     first = state->past_length();
-    out.position_ids = at::arange(first, first + s, i64).view({1, s}) + state->rope_deltas;
+    out.position_ids =
+        (counted + state->next_position.view({b, 1})).masked_fill_(in.attention_mask.eq(0), 1);
+    state->next_position = state->next_position + in.attention_mask.sum(1);
   }
   model::TokenLayout layout = token_layout(in, first);
   layout.positions = out.position_ids.unsqueeze(0);
-  const at::Tensor x = prefill ? embed(in, layout, options.hooks) : decoder_->embed(in.input_ids);
+  const at::Tensor x =
+      prefill || media ? embed(in, layout, options.hooks) : decoder_->embed(in.input_ids);
   const auto [cos, sin] = layers::rope_cos_sin(rope_, out.position_ids, dtype_);
   return decoder_->forward(x, cos, sin, in.attention_mask, std::move(layout), options, state,
                            prefill, std::move(out));

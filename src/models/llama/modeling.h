@@ -32,6 +32,9 @@ class CausalLM : public model::Model {
   c10::ScalarType dtype() const override { return dtype_; }
   std::int64_t num_layers() const override { return decoder_->config().num_layers; }
   std::int64_t vocab_size() const override { return decoder_->config().vocab_size; }
+  std::int64_t max_positions() const override { return decoder_->config().max_position_embeddings; }
+  bool accepts_images() const override { return false; }
+  bool accepts_videos() const override { return false; }
 
   model::ForwardOutput forward(const model::ForwardInputs& inputs,
                                const model::ForwardOptions& options) override;

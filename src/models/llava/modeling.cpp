@@ -125,6 +125,11 @@ model::MediaEmbeds LlavaForConditionalGeneration::embed_media(const model::Forwa
 at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in,
                                                 const model::TokenLayout& layout,
                                                 model::ForwardHooks* hooks) const {
+  if (in.pixel_values_videos.defined() || in.video_embeds.defined()) {
+    throw InputError(
+        std::string(in.video_embeds.defined() ? "video_embeds" : "pixel_values_videos") + ": " +
+        architecture() + " takes images only, no videos");
+  }
   at::Tensor x = decoder().embed(in.input_ids);
   const at::Tensor mask = in.input_ids.eq(llava_.image_token_index);
   const std::int64_t tokens = mask.sum().item<std::int64_t>();
@@ -197,8 +202,8 @@ void mark_image_tokens(const LlavaConfig& config, const at::Tensor& input_ids,
 model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::ForwardInputs& in,
                                                                std::int64_t first) const {
   model::TokenLayout layout = CausalLM::token_layout(in, first);
-  if (first > 0) return layout;  // decode steps are text
-  mark_image_tokens(llava_, in.input_ids, layout);
+  if (in.input_ids.size(1) > 1)
+    mark_image_tokens(llava_, in.input_ids, layout);  // not decode steps
   return layout;
 }
 

@@ -49,6 +49,7 @@ class LlavaForConditionalGeneration : public llama::CausalLM {
                                bool output_attentions = false) const;
   const LlavaConfig& llava_config() const { return llava_; }
   model::MediaEmbeds embed_media(const model::ForwardInputs& inputs) override;
+  bool accepts_images() const override { return true; }
 
  protected:
   at::Tensor embed(const model::ForwardInputs& inputs, const model::TokenLayout& layout,

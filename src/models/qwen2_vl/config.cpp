@@ -107,6 +107,9 @@ Qwen2VLConfig parse_config(const core::Config& root) {
   }
   t.head_dim = t.hidden_size / t.num_heads;
   t.rms_norm_eps = text.at("rms_norm_eps").get_float("rms_norm_eps", 1e-6);
+  // Qwen2VLConfig default (configuration_qwen2_vl.py).
+  t.max_position_embeddings =
+      text.at("max_position_embeddings").get_int("max_position_embeddings", 32768);
   t.qkv_bias = true;
   t.act = layers::parse_activation(text.at("hidden_act").get_string("hidden_act", "silu"),
                                    root.source() + ": hidden_act");

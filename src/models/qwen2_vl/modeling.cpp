@@ -168,28 +168,44 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
   }
 
   const bool prefill = state == nullptr || state->past_length() == 0;
+  const bool media = in.pixel_values.defined() || in.pixel_values_videos.defined() ||
+                     in.image_embeds.defined() || in.video_embeds.defined();
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
   model::ForwardOutput out;
   at::Tensor x;
   model::TokenLayout layout;
-  if (prefill) {
+  if (!prefill && b != state->batch()) {
+    throw InputError("input_ids: batch of " + std::to_string(b) + " differs from the state's " +
+                     std::to_string(state->batch()));
+  }
+  if (prefill || media) {
+    // A prompt, or media appended to the cache: get_rope_index over the chunk, shifted to start
+    // at each sequence's next position. Its st_idx is always the previous maximum + 1, so this is
+    // what the reference gives the whole conversation.
     RopeIndex rope = get_rope_index(config_, in.input_ids, in.image_grid_thw, in.video_grid_thw,
                                     in.second_per_grid_ts, in.attention_mask);
+    if (!prefill) {
+      const std::int64_t past = state->past_length();
+      rope.position_ids = (rope.position_ids + state->next_position.view({1, b, 1}))
+                              .masked_fill_(in.attention_mask.eq(0).unsqueeze(0), 1);
+      rope.rope_deltas = rope.rope_deltas + state->next_position.view({b, 1}) - past;
+      rope.layout.positions = rope.position_ids;
+      rope.layout.original_index = rope.layout.original_index + past;
+    }
     out.position_ids = rope.position_ids;
     out.rope_deltas = rope.rope_deltas;
     layout = std::move(rope.layout);
     x = embed(in, layout, options.hooks);
   } else {
-    if (b != state->rope_deltas.size(0)) {
-      throw InputError("input_ids: batch of " + std::to_string(b) + " differs from the state's " +
-                       std::to_string(state->rope_deltas.size(0)));
-    }
+    // Text after the cache (decode steps, appended turns): the next positions, the same on all
+    // three streams; left padding of the chunk takes none.
     x = decoder_->embed(in.input_ids);
-    // Decode: position = cache position + rope_deltas, the same on all three streams.
     const std::int64_t past = state->past_length();
-    const auto i64 = at::TensorOptions().dtype(at::kLong);
-    const at::Tensor p = at::arange(past, past + s, i64).view({1, s}) + state->rope_deltas;
+    const at::Tensor p = (state->next_position.view({b, 1}) + in.attention_mask.cumsum(1) - 1)
+                             .masked_fill_(in.attention_mask.eq(0), 1);
     out.position_ids = p.unsqueeze(0).expand({3, b, s});
-    out.rope_deltas = state->rope_deltas;
+    // Defined so that the next position is slots + rope_deltas, as after a prefill.
+    out.rope_deltas = state->next_position.view({b, 1}) + in.attention_mask.sum(1, true) - past - s;
     layout.modality = at::zeros({b, s}, at::TensorOptions().dtype(at::kChar));
     layout.media_index = at::full({b, s}, -1, i64);
     layout.grid = at::full({b, s, 3}, -1, i64);
@@ -197,7 +213,10 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
     layout.original_index = at::arange(past, past + s, i64).view({1, s}).repeat({b, 1});
   }
   const auto [cos, sin] = mrope_cos_sin(config_, out.position_ids, dtype_);
-  if (state != nullptr && prefill) state->rope_deltas = out.rope_deltas;
+  if (state != nullptr) {
+    // rope_deltas = max position + 1 - slots: the next position is slots + rope_deltas.
+    state->next_position = (out.rope_deltas.view({b}) + state->past_length() + s).contiguous();
+  }
   return decoder_->forward(x, cos, sin, in.attention_mask, std::move(layout), options, state,
                            prefill, std::move(out));
 }

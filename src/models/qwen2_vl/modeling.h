@@ -27,6 +27,9 @@ class Qwen2VLForConditionalGeneration : public model::Model {
   c10::ScalarType dtype() const override { return dtype_; }
   std::int64_t num_layers() const override { return config_.text.num_layers; }
   std::int64_t vocab_size() const override { return config_.text.vocab_size; }
+  std::int64_t max_positions() const override { return config_.text.max_position_embeddings; }
+  bool accepts_images() const override { return true; }
+  bool accepts_videos() const override { return true; }
 
   model::ForwardOutput forward(const model::ForwardInputs& inputs,
                                const model::ForwardOptions& options) override;

@@ -181,8 +181,9 @@ TEST(InspectGolden, GeneratedQueryEqualsTheRowsOfANoCacheForward) {
     AttentionMap am(o);
     generate::GenerationConfig g;
     g.max_new_tokens = 4;
-    g.hooks = &am;
-    const auto result = generate::generate(*m, in, g);
+    generate::GenerateOptions options;
+    options.hooks = &am;
+    const auto result = generate::generate(*m, in, g, options);
     ASSERT_EQ(result.new_tokens.size(1), 4);
     EXPECT_EQ(am.query_indices(), (std::vector<std::int64_t>{s, s + 1, s + 2}));
     const auto media = am.maps();
@@ -214,8 +215,9 @@ TEST(InspectGolden, GeneratedQueryNeedsTwoNewTokens) {
   AttentionMap am(o);
   generate::GenerationConfig g;
   g.max_new_tokens = 1;
-  g.hooks = &am;
-  generate::generate(*m, in, g);
+  generate::GenerateOptions options;
+  options.hooks = &am;
+  generate::generate(*m, in, g, options);
   EXPECT_THROW(am.maps(), Error);
 }
 

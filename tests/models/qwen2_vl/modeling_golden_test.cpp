@@ -105,8 +105,9 @@ TEST_P(QwenForwardGolden, GreedyGenerationMatches) {
   GLIMPSE_REQUIRE_FIXTURES();
   generate::GenerationConfig config = generate::GenerationConfig::from_checkpoint(dir() + "/model");
   config.max_new_tokens = 8;
-  config.keep_step_logits = true;
-  const auto result = generate::generate(model(), inputs(), config);
+  generate::GenerateOptions options;
+  options.keep_step_logits = true;
+  const auto result = generate::generate(model(), inputs(), config, options);
   const auto ref = core::SafetensorsFile::open(file("generate"));
   EXPECT_TRUE(at::equal(result.new_tokens, core::load_tensor(ref, "new_tokens")))
       << result.new_tokens << "\nexpected\n"
