@@ -2,6 +2,7 @@
 // reference's greedy ids; the pipeline report; the random-weights note; bad input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -135,6 +136,69 @@ TEST(RunCliTest, RandomCheckpointsSaySo) {
   EXPECT_NE(r.out.find("random weights"), std::string::npos) << r.out;
   EXPECT_TRUE(last_json_line(r.out).at("random_weights").get<bool>());
   EXPECT_EQ(last_json_line(r.out).at("ids").size(), 3u);
+}
+
+// --num-return-sequences: one prefill, forks decoded in one batch; candidate i is what a single
+// run with seed + i gives, and the report says what was shared.
+TEST(RunCliGoldenExtra, CandidatesShareOnePrefillAndAreReproducible) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  const std::string model = fixtures_dir() + "/tiny-qwen2-vl/model";
+  const std::string image = fixtures_dir() + "/images/image_a_64x48.png";
+  const std::vector<std::string> base = {
+      "run",    "--model",     model,           "--image",
+      image,    "--prompt",    "Describe it.",  "--max-new-tokens",
+      "6",      "--do-sample", "--temperature", "1.5",
+      "--seed", "5",           "--json"};
+  auto args = base;
+  args.insert(args.end(), {"--num-return-sequences", "3"});
+  const auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = last_json_line(r.out);
+  ASSERT_EQ(j.at("candidates").size(), 3u) << r.out;
+  const auto session = j.at("report").at("session");
+  EXPECT_EQ(session.at("prefills"), 1);
+  EXPECT_EQ(session.at("sequences"), 3);
+  EXPECT_GT(session.at("bytes_shared").get<std::int64_t>(), 0);
+  EXPECT_GT(session.at("bytes_per_fork").get<std::int64_t>(), 0);
+  for (int i = 0; i < 3; ++i) {
+    const auto& c = j.at("candidates")[i];
+    EXPECT_LT(c.at("mean_logprob").get<double>(), 0);
+    auto one = base;
+    one[13] = std::to_string(5 + i);  // the value of --seed
+    const auto single = run_cli(one);
+    ASSERT_EQ(single.exit_code, 0) << single.out;
+    EXPECT_EQ(c.at("ids"), last_json_line(single.out).at("ids")) << "candidate " << i;
+    EXPECT_EQ(c.at("answer"), last_json_line(single.out).at("answer"));
+  }
+}
+
+TEST(RunCliGoldenExtra, GenerationSettingsItCannotHonourAreErrors) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  const std::string model = fixtures_dir() + "/tiny-qwen2-vl/model";
+  const std::vector<std::string> base = {"run", "--model",          model, "--prompt",
+                                         "Hi",  "--max-new-tokens", "2"};
+  auto greedy_n = base;
+  greedy_n.insert(greedy_n.end(), {"--num-return-sequences", "2"});
+  auto r = run_cli(greedy_n);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("num_return_sequences"), std::string::npos) << r.out;
+  auto penalty = base;
+  penalty.insert(penalty.end(), {"--repetition-penalty", "0"});
+  r = run_cli(penalty);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("repetition_penalty"), std::string::npos) << r.out;
+  // A checkpoint whose generation_config.json asks for beam search.
+  TempDir dir;
+  for (const auto& entry : std::filesystem::directory_iterator(model)) {
+    std::filesystem::copy(entry.path(), dir.path() / entry.path().filename());
+  }
+  std::filesystem::remove(dir.path() / "generation_config.json");
+  std::ofstream(dir.file("generation_config.json")) << R"({"num_beams": 4, "eos_token_id": 1002})";
+  auto beams = base;
+  beams[2] = dir.path().string();
+  r = run_cli(beams);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("num_beams"), std::string::npos) << r.out;
 }
 
 }  // namespace
