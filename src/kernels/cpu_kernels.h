@@ -83,6 +83,16 @@ void gemv_bf16(const std::uint16_t* w, std::int64_t ldw, const std::uint16_t* x,
                const std::uint16_t* bias, std::int64_t row_begin, std::int64_t row_end, float* out);
 void gemv_f32(const float* w, std::int64_t ldw, const float* x, std::int64_t k, const float* bias,
               std::int64_t row_begin, std::int64_t row_end, float* out);
+// The same for m inputs x[i] [k] (rows `ldx` apart, 1 <= m <= kGemvMaxInputs) into
+// out[i * ldo + row - row_begin]: each weight row is read from memory once for all inputs. The
+// result for x[i] is bitwise that of gemv_* on x[i] alone (same accumulators, same order).
+constexpr std::int64_t kGemvMaxInputs = 8;
+void gemv_batch_bf16(const std::uint16_t* w, std::int64_t ldw, const std::uint16_t* x,
+                     std::int64_t ldx, std::int64_t m, std::int64_t k, const std::uint16_t* bias,
+                     std::int64_t row_begin, std::int64_t row_end, float* out, std::int64_t ldo);
+void gemv_batch_f32(const float* w, std::int64_t ldw, const float* x, std::int64_t ldx,
+                    std::int64_t m, std::int64_t k, const float* bias, std::int64_t row_begin,
+                    std::int64_t row_end, float* out, std::int64_t ldo);
 
 // fp32 -> bf16 (round to nearest even, as c10::BFloat16), n values.
 void round_to_bf16(const float* in, std::uint16_t* out, std::int64_t n);

@@ -1,8 +1,10 @@
 // AVX-512 kernels. Only functions marked with the target attributes below use AVX-512; nothing
 // else in this file (no templates, no library calls inside them) so that no AVX-512 code can leak
 // into a COMDAT shared with the rest of the library. Callers check the CPU first (cpu_kernels.h).
-// GCC 12 warns about _mm512_undefined_* inside its own reduce intrinsics (a false positive).
+// GCC 12 warns about _mm512_undefined_* inside its own reduce intrinsics (a false positive; as
+// -Wuninitialized where the reduction is not inside a loop).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
@@ -14,6 +16,9 @@
   static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
 #define GLIMPSE_AVX512BF16 \
   __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
+#define GLIMPSE_AVX512BF16_INLINE \
+  static inline                   \
+      __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
 
 namespace glimpse::kernels {
 
@@ -538,6 +543,259 @@ GLIMPSE_AVX512 void gemv_f32(const float* w, std::int64_t ldw, const float* x, s
   }
   if (bias) {
     for (std::int64_t i = row_begin; i < row_end; ++i) out[i - row_begin] += bias[i];
+  }
+}
+
+namespace {
+
+// Batched GEMV. Each result keeps the four accumulator chains of gemv_bf16 / gemv_f32 (chain c
+// takes vector c of every block of four, chain 0 the remaining whole vectors, the tail goes to
+// chain 1 in bf16 and chain 0 in fp32) and their final sum, so it is bitwise the one-input
+// result. The chains are independent, so a block of R rows computes them one after the other in
+// four passes: R x M accumulators (24 at 3 x 8) instead of 4 x R x M, each input vector loaded
+// feeds R rows and each weight vector M inputs. One row at a time with all four chains (an input
+// load per vdpbf16ps) ran at half the memory bandwidth at M = 8.
+
+// The final sum of gemv_bf16 / gemv_f32's four accumulators, in their order.
+GLIMPSE_AVX512_INLINE float gemv_sum(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// Rows per block: R x M accumulators, R weight vectors and one input vector in registers.
+constexpr int gemv_block_rows(int m) {
+  return m <= 6 ? 4 : 3;
+}
+
+// Software prefetch for a step of pass c at byte offset g (a 256-byte group: one line per chain)
+// of R rows `ldw` bytes apart. A pass reads one line in four, which the hardware prefetchers do
+// not follow (a quarter of the bandwidth). Pass 0 asks for the group's other three lines (into
+// L1, for passes 1-3) and for the next block's group (into L2); every pass asks again for the
+// next block, in address order from `next`. Each of the three measured 10-25 % at M = 8 on
+// Zen 4 (2 threads: 1.05 ms per [8960, 1536] bf16 matrix against 1.19 ms without the repeat).
+template <int R>
+GLIMPSE_AVX512_INLINE void gemv_prefetch(const char* w, std::int64_t ldw, std::int64_t g, int c,
+                                         const char*& next) {
+  if (c == 0) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const char* cur = w + r * ldw + g;
+      const char* nxt = w + (R + r) * ldw + g;
+      _mm_prefetch(cur + 64, _MM_HINT_T0);
+      _mm_prefetch(cur + 128, _MM_HINT_T0);
+      _mm_prefetch(cur + 192, _MM_HINT_T0);
+      _mm_prefetch(nxt, _MM_HINT_T1);
+      _mm_prefetch(nxt + 64, _MM_HINT_T1);
+      _mm_prefetch(nxt + 128, _MM_HINT_T1);
+      _mm_prefetch(nxt + 192, _MM_HINT_T1);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) _mm_prefetch(next + 64 * r, _MM_HINT_T1);
+  next += 64 * R;
+}
+
+template <int R, int M>
+struct GemvBlockBf16 {
+  // 32 values of R weight rows times the same 32 of M inputs, into acc.
+  GLIMPSE_AVX512BF16_INLINE void step(__m512 (&acc)[R][M], const std::uint16_t* w, std::int64_t ldw,
+                                      const std::uint16_t* x, std::int64_t ldx, __mmask32 m) {
+    __m512bh wv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wv[r] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + r * ldw);
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, x + i * ldx);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r][i] = _mm512_dpbf16_ps(acc[r][i], wv[r], xv);
+    }
+  }
+
+  GLIMPSE_AVX512BF16 static void run(const std::uint16_t* w, std::int64_t ldw,
+                                     const std::uint16_t* x, std::int64_t ldx, std::int64_t k,
+                                     float* out, std::int64_t ldo) {
+    const std::int64_t k128 = k / 128 * 128, k32 = k / 32 * 32;
+    const auto* bytes = reinterpret_cast<const char*>(w);
+    const char* next = bytes + R * ldw * 2;
+    __m512 chain[4][R][M];
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      __m512 acc[R][M];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+        for (int i = 0; i < M; ++i) acc[r][i] = _mm512_setzero_ps();
+      }
+      for (std::int64_t g = 0; g < k128; g += 128) {
+        step(acc, w + g + 32 * c, ldw, x + g + 32 * c, ldx, ~0u);
+        gemv_prefetch<R>(bytes, ldw * 2, g * 2, c, next);
+      }
+      if (c == 0) {
+        for (std::int64_t j = k128; j < k32; j += 32) step(acc, w + j, ldw, x + j, ldx, ~0u);
+      } else if (c == 1 && k > k32) {
+        step(acc, w + k32, ldw, x + k32, ldx,
+             static_cast<__mmask32>((std::uint64_t{1} << (k - k32)) - 1));
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+        for (int i = 0; i < M; ++i) chain[c][r][i] = acc[r][i];
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) {
+        out[i * ldo + r] = gemv_sum(chain[0][r][i], chain[1][r][i], chain[2][r][i], chain[3][r][i]);
+      }
+    }
+  }
+};
+
+template <int R, int M>
+struct GemvBlockF32 {
+  GLIMPSE_AVX512_INLINE void step(__m512 (&acc)[R][M], const float* w, std::int64_t ldw,
+                                  const float* x, std::int64_t ldx, __mmask16 m) {
+    __m512 wv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wv[r] = load_f32(w + r * ldw, m);
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m512 xv = load_f32(x + i * ldx, m);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r][i] = _mm512_fmadd_ps(wv[r], xv, acc[r][i]);
+    }
+  }
+
+  GLIMPSE_AVX512 static void run(const float* w, std::int64_t ldw, const float* x, std::int64_t ldx,
+                                 std::int64_t k, float* out, std::int64_t ldo) {
+    const std::int64_t k64 = k / 64 * 64;
+    const auto* bytes = reinterpret_cast<const char*>(w);
+    const char* next = bytes + R * ldw * 4;
+    __m512 chain[4][R][M];
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      __m512 acc[R][M];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+        for (int i = 0; i < M; ++i) acc[r][i] = _mm512_setzero_ps();
+      }
+      for (std::int64_t g = 0; g < k64; g += 64) {
+        step(acc, w + g + 16 * c, ldw, x + g + 16 * c, ldx, 0xFFFF);
+        gemv_prefetch<R>(bytes, ldw * 4, g * 4, c, next);
+      }
+      if (c == 0) {
+        for (std::int64_t j = k64; j < k; j += 16) step(acc, w + j, ldw, x + j, ldx, tail16(k - j));
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+        for (int i = 0; i < M; ++i) chain[c][r][i] = acc[r][i];
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) {
+        out[i * ldo + r] = gemv_sum(chain[0][r][i], chain[1][r][i], chain[2][r][i], chain[3][r][i]);
+      }
+    }
+  }
+};
+
+// Rows [row_begin, row_end) in blocks of R = gemv_block_rows(M), the last rows in a smaller
+// block; no AVX-512 code of its own.
+template <template <int, int> class Block, int M, typename T>
+void gemv_blocks(const T* w, std::int64_t ldw, const T* x, std::int64_t ldx, std::int64_t k,
+                 std::int64_t row_begin, std::int64_t row_end, float* out, std::int64_t ldo) {
+  constexpr int R = gemv_block_rows(M);
+  std::int64_t r = row_begin;
+  for (; r + R <= row_end; r += R) {
+    Block<R, M>::run(w + r * ldw, ldw, x, ldx, k, out + (r - row_begin), ldo);
+  }
+  const T* wr = w + r * ldw;
+  float* o = out + (r - row_begin);
+  switch (row_end - r) {
+    case 3:
+      Block<3, M>::run(wr, ldw, x, ldx, k, o, ldo);
+      break;
+    case 2:
+      Block<2, M>::run(wr, ldw, x, ldx, k, o, ldo);
+      break;
+    case 1:
+      Block<1, M>::run(wr, ldw, x, ldx, k, o, ldo);
+      break;
+    default:
+      break;
+  }
+}
+
+template <template <int, int> class Block, typename T>
+void gemv_inputs(const T* w, std::int64_t ldw, const T* x, std::int64_t ldx, std::int64_t m,
+                 std::int64_t k, std::int64_t row_begin, std::int64_t row_end, float* out,
+                 std::int64_t ldo) {
+  switch (m) {
+    case 2:
+      gemv_blocks<Block, 2>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
+      break;
+    case 3:
+      gemv_blocks<Block, 3>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
+      break;
+    case 4:
+      gemv_blocks<Block, 4>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
+      break;
+    case 5:
+      gemv_blocks<Block, 5>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
+      break;
+    case 6:
+      gemv_blocks<Block, 6>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
+      break;
+    case 7:
+      gemv_blocks<Block, 7>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
+      break;
+    case 8:
+      gemv_blocks<Block, 8>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+GLIMPSE_AVX512BF16 void gemv_batch_bf16(const std::uint16_t* w, std::int64_t ldw,
+                                        const std::uint16_t* x, std::int64_t ldx, std::int64_t m,
+                                        std::int64_t k, const std::uint16_t* bias,
+                                        std::int64_t row_begin, std::int64_t row_end, float* out,
+                                        std::int64_t ldo) {
+  if (m == 1) {
+    gemv_bf16(w, ldw, x, k, bias, row_begin, row_end, out);
+    return;
+  }
+  gemv_inputs<GemvBlockBf16>(w, ldw, x, ldx, m, k, row_begin, row_end, out, ldo);
+  if (bias) {
+    for (std::int64_t r = row_begin; r < row_end; ++r) {
+      const std::uint32_t b = static_cast<std::uint32_t>(bias[r]) << 16;
+      float bf;
+      __builtin_memcpy(&bf, &b, 4);
+      for (std::int64_t i = 0; i < m; ++i) out[i * ldo + r - row_begin] += bf;
+    }
+  }
+}
+
+GLIMPSE_AVX512 void gemv_batch_f32(const float* w, std::int64_t ldw, const float* x,
+                                   std::int64_t ldx, std::int64_t m, std::int64_t k,
+                                   const float* bias, std::int64_t row_begin, std::int64_t row_end,
+                                   float* out, std::int64_t ldo) {
+  if (m == 1) {
+    gemv_f32(w, ldw, x, k, bias, row_begin, row_end, out);
+    return;
+  }
+  gemv_inputs<GemvBlockF32>(w, ldw, x, ldx, m, k, row_begin, row_end, out, ldo);
+  if (bias) {
+    for (std::int64_t r = row_begin; r < row_end; ++r) {
+      for (std::int64_t i = 0; i < m; ++i) out[i * ldo + r - row_begin] += bias[r];
+    }
   }
 }
 

@@ -207,32 +207,38 @@ void silu_mul_(const at::Tensor& gate, const at::Tensor& up) {
   });
 }
 
+static_assert(kGemvMaxInputs == avx512::kGemvMaxInputs);
+
 bool gemv_applies(const at::Tensor& x, const at::Tensor& weight) {
-  if (!enabled() || x.numel() != x.size(-1) || x.scalar_type() != weight.scalar_type() ||
-      weight.dim() != 2 || weight.stride(1) != 1)
+  if (!enabled() || x.dim() == 0 || x.scalar_type() != weight.scalar_type() || weight.dim() != 2 ||
+      weight.stride(1) != 1 || x.size(-1) == 0 || x.size(-1) != weight.size(1))
     return false;
+  const std::int64_t inputs = x.numel() / x.size(-1);
+  if (inputs < 1 || inputs > kGemvMaxInputs) return false;
   if (x.scalar_type() == at::kBFloat16) return avx512_bf16_available();
   return x.scalar_type() == at::kFloat;
 }
 
 namespace {
 
-// Rows of one weight matrix for a parallel task.
+constexpr std::int64_t kGemvMaxRows = 256;  // rows per kernel call at most (the fp32 buffer)
+
+// Rows of one weight matrix for a parallel task, for every input row of x (dense [inputs, K]):
+// out[i * kGemvMaxRows + row - r0].
 void gemv_rows(const at::Tensor& x, const LinearRef& l, std::int64_t r0, std::int64_t r1,
                float* out) {
   const at::Tensor& w = *l.weight;
-  const std::int64_t k = w.size(1);
+  const std::int64_t k = w.size(1), inputs = x.numel() / k;
   const bool has_bias = l.bias != nullptr && l.bias->defined();
   if (x.scalar_type() == at::kBFloat16) {
-    avx512::gemv_bf16(bf16_ptr(w), w.stride(0), bf16_ptr(x), k,
-                      has_bias ? bf16_ptr(*l.bias) : nullptr, r0, r1, out);
+    avx512::gemv_batch_bf16(bf16_ptr(w), w.stride(0), bf16_ptr(x), k, inputs, k,
+                            has_bias ? bf16_ptr(*l.bias) : nullptr, r0, r1, out, kGemvMaxRows);
   } else {
-    avx512::gemv_f32(w.data_ptr<float>(), w.stride(0), x.data_ptr<float>(), k,
-                     has_bias ? l.bias->data_ptr<float>() : nullptr, r0, r1, out);
+    avx512::gemv_batch_f32(w.data_ptr<float>(), w.stride(0), x.data_ptr<float>(), k, inputs, k,
+                           has_bias ? l.bias->data_ptr<float>() : nullptr, r0, r1, out,
+                           kGemvMaxRows);
   }
 }
-
-constexpr std::int64_t kGemvMaxRows = 256;  // rows per kernel call at most (the fp32 buffer)
 
 // Smallest claim: about 64 KB of weights, so the last claims still stream a while.
 std::int64_t gemv_min_rows(const at::Tensor& w) {
@@ -285,8 +291,9 @@ std::vector<at::Tensor> gemv(const at::Tensor& x, const std::vector<LinearRef>& 
     min_rows = std::min(min_rows, gemv_min_rows(*l.weight));
   }
   const bool bf16 = x.scalar_type() == at::kBFloat16;
+  const std::int64_t inputs = xc.numel() / xc.size(-1);
   parallel_guided(first_row.back(), min_rows, [&](std::int64_t begin, std::int64_t end) {
-    float buf[kGemvMaxRows];
+    float buf[kGemvMaxInputs * kGemvMaxRows];
     auto m = static_cast<std::size_t>(std::upper_bound(first_row.begin(), first_row.end(), begin) -
                                       first_row.begin() - 1);
     for (std::int64_t g = begin; g < end;) {
@@ -294,10 +301,14 @@ std::vector<at::Tensor> gemv(const at::Tensor& x, const std::vector<LinearRef>& 
       const std::int64_t r0 = g - first_row[m];
       const std::int64_t r1 = std::min({end, first_row[m + 1], g + kGemvMaxRows}) - first_row[m];
       gemv_rows(xc, linears[m], r0, r1, buf);
-      if (bf16) {
-        avx512::round_to_bf16(buf, bf16_ptr(outs[m]) + r0, r1 - r0);
-      } else {
-        std::copy(buf, buf + (r1 - r0), outs[m].data_ptr<float>() + r0);
+      const std::int64_t n = first_row[m + 1] - first_row[m];
+      for (std::int64_t i = 0; i < inputs; ++i) {
+        const float* b = buf + i * kGemvMaxRows;
+        if (bf16) {
+          avx512::round_to_bf16(b, bf16_ptr(outs[m]) + i * n + r0, r1 - r0);
+        } else {
+          std::copy(b, b + (r1 - r0), outs[m].data_ptr<float>() + i * n + r0);
+        }
       }
       g += r1 - r0;
     }
@@ -310,17 +321,21 @@ at::Tensor gemv_silu_mul(const at::Tensor& x, const LinearRef& gate, const Linea
   const std::int64_t n = gate.weight->size(0);
   at::Tensor out = at::empty(out_shape(x, n), x.options());
   const bool bf16 = x.scalar_type() == at::kBFloat16;
+  const std::int64_t inputs = xc.numel() / xc.size(-1);
   parallel_guided(n, gemv_min_rows(*gate.weight), [&](std::int64_t begin, std::int64_t end) {
-    float g[kGemvMaxRows], u[kGemvMaxRows];
+    float g[kGemvMaxInputs * kGemvMaxRows], u[kGemvMaxInputs * kGemvMaxRows];
     for (std::int64_t r0 = begin; r0 < end; r0 += kGemvMaxRows) {
       // Gate rows, then the same up rows: two sequential streams in turn.
       const std::int64_t r1 = std::min(end, r0 + kGemvMaxRows);
       gemv_rows(xc, gate, r0, r1, g);
       gemv_rows(xc, up, r0, r1, u);
-      if (bf16) {
-        avx512::silu_mul_rows_bf16(g, u, bf16_ptr(out) + r0, r1 - r0);
-      } else {
-        avx512::silu_mul_rows_f32(g, u, out.data_ptr<float>() + r0, r1 - r0);
+      for (std::int64_t i = 0; i < inputs; ++i) {
+        const std::int64_t o = i * kGemvMaxRows;
+        if (bf16) {
+          avx512::silu_mul_rows_bf16(g + o, u + o, bf16_ptr(out) + i * n + r0, r1 - r0);
+        } else {
+          avx512::silu_mul_rows_f32(g + o, u + o, out.data_ptr<float>() + i * n + r0, r1 - r0);
+        }
       }
     }
   });

@@ -44,18 +44,21 @@ at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::i
 // In place: gate <- silu(gate) * up (rounded as ATen: after silu and after the product).
 void silu_mul_(const at::Tensor& gate, const at::Tensor& up);
 
-// Whether gemv() takes this input: one row, fp32 or bf16 (bf16 needs AVX512-BF16).
+// Whether gemv() takes this input: 1 to kGemvMaxInputs rows (numel / size(-1)), e.g. one token of
+// up to 8 sequences in decode; fp32 or bf16 (bf16 needs AVX512-BF16).
+constexpr std::int64_t kGemvMaxInputs = 8;
 bool gemv_applies(const at::Tensor& x, const at::Tensor& weight);
 
 struct LinearRef {
   const at::Tensor* weight;  // [N, K]
   const at::Tensor* bias;    // [N] or undefined
 };
-// x [.., K] with one row times each weight in one parallel region: at::linear(x, w, b) for each
-// (same shapes). Requires gemv_applies.
+// x [.., K] with up to kGemvMaxInputs rows times each weight in one parallel region:
+// at::linear(x, w, b) for each (same shapes), each weight row read once for all rows of x. The
+// result of a row of x does not depend on the other rows (bitwise). Requires gemv_applies.
 std::vector<at::Tensor> gemv(const at::Tensor& x, const std::vector<LinearRef>& linears);
-// silu(x W_g^T + b_g) * (x W_u^T + b_u) for one row in one parallel region, rounded as ATen's
-// separate ops would. Requires gemv_applies.
+// silu(x W_g^T + b_g) * (x W_u^T + b_u) for the rows of x (as gemv) in one parallel region,
+// rounded as ATen's separate ops would. Requires gemv_applies.
 at::Tensor gemv_silu_mul(const at::Tensor& x, const LinearRef& gate, const LinearRef& up);
 
 }  // namespace glimpse::kernels

@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "kernels/cpu_kernels.h"
 #include "kernels/ops.h"
 #include "layers/modules.h"
@@ -14,6 +16,10 @@ namespace glimpse::kernels {
 namespace {
 
 using test::all_close;
+
+std::uint16_t* bf16_ptr(const at::Tensor& t) {
+  return reinterpret_cast<std::uint16_t*>(t.data_ptr<at::BFloat16>());
+}
 
 class KernelsTest : public ::testing::TestWithParam<c10::ScalarType> {
  protected:
@@ -149,7 +155,160 @@ TEST_P(KernelsTest, GemvMatchesLinear) {
           all_close(g, at::silu(e0.to(dtype())) * u, atol() * 3, rtol() * 2, what + " silu_mul"));
     }
   }
-  EXPECT_FALSE(gemv_applies(at::randn({2, 8}).to(dtype()), at::randn({4, 8}).to(dtype())));
+  const at::Tensor w8 = at::randn({4, 8}).to(dtype());
+  EXPECT_TRUE(gemv_applies(at::randn({kGemvMaxInputs, 1, 8}).to(dtype()), w8));
+  EXPECT_FALSE(gemv_applies(at::randn({kGemvMaxInputs + 1, 8}).to(dtype()), w8));
+  EXPECT_FALSE(gemv_applies(at::randn({0, 8}).to(dtype()), w8));
+  EXPECT_FALSE(gemv_applies(at::randn({1, 7}).to(dtype()), w8)) << "K differs from the weight's";
+}
+
+// Batched decode: m rows of x (one token of each of m sequences) share each weight row read. K
+// not a multiple of 32 (and below 32) leaves every tail of the kernels' blocks; 67 weight rows
+// leave a partial block of rows at the end.
+TEST_P(KernelsTest, GemvBatchMatchesLinear) {
+  if (bf16() && !avx512_bf16_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  for (const std::int64_t m : {2, 3, 5, 8}) {
+    for (const std::int64_t k : {7, 100, 455}) {
+      for (const std::int64_t n : {1, 67}) {
+        const at::Tensor x = at::randn({m, 1, k}).to(dtype());
+        const at::Tensor w = (at::randn({n, k}) / std::sqrt(static_cast<double>(k))).to(dtype());
+        const at::Tensor b = at::randn({n}).to(dtype()), w2 = at::randn({n + 3, k}).to(dtype());
+        ASSERT_TRUE(gemv_applies(x, w));
+        const auto got = gemv(x, {{&w, &b}, {&w2, nullptr}});
+        const std::string what =
+            "gemv m " + std::to_string(m) + " k " + std::to_string(k) + " n " + std::to_string(n);
+        const at::Tensor e0 = at::linear(x.to(at::kFloat), w.to(at::kFloat), b.to(at::kFloat));
+        const at::Tensor e1 = at::linear(x.to(at::kFloat), w2.to(at::kFloat));
+        EXPECT_EQ(got[0].sizes(), (std::vector<std::int64_t>{m, 1, n}));
+        EXPECT_EQ(got[1].sizes(), (std::vector<std::int64_t>{m, 1, n + 3}));
+        EXPECT_TRUE(all_close(got[0], e0.to(dtype()), atol(), rtol(), what));
+        EXPECT_TRUE(all_close(got[1], e1.to(dtype()), atol() * 3, rtol(), what + " (2nd)"));
+        const at::Tensor g = gemv_silu_mul(x, {&w, &b}, {&w2, nullptr});
+        const at::Tensor u = e1.narrow(-1, 0, n).to(dtype());
+        EXPECT_TRUE(
+            all_close(g, at::silu(e0.to(dtype())) * u, atol() * 3, rtol() * 2, what + " silu_mul"));
+      }
+    }
+  }
+  // Rows given as [1, m, K] (one sequence's m positions) and as a 2-D [m, K].
+  const at::Tensor w = (at::randn({40, 100}) / 10).to(dtype());
+  for (const auto& shape :
+       {std::vector<std::int64_t>{1, 4, 100}, std::vector<std::int64_t>{4, 100}}) {
+    const at::Tensor x = at::randn(shape).to(dtype());
+    const at::Tensor got = gemv(x, {{&w, nullptr}})[0];
+    EXPECT_TRUE(all_close(got, at::linear(x.to(at::kFloat), w.to(at::kFloat)).to(dtype()), atol(),
+                          rtol(), "gemv [.., 4, 100]"));
+  }
+}
+
+// A batched decode of m sequences is checked against m runs of one sequence: each row of a batch
+// must be bitwise the row computed alone, whatever the other rows and the batch size.
+TEST_P(KernelsTest, GemvBatchRowsEqualTheRowAlone) {
+  if (bf16() && !avx512_bf16_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  for (const std::int64_t k : {7, 455, 1536}) {
+    const at::Tensor x = at::randn({kGemvMaxInputs, 1, k}).to(dtype());
+    for (const std::int64_t n : {1, 6, 301}) {
+      const at::Tensor w = (at::randn({n, k}) / std::sqrt(static_cast<double>(k))).to(dtype());
+      const at::Tensor w2 = (at::randn({n, k}) / std::sqrt(static_cast<double>(k))).to(dtype());
+      const at::Tensor b = at::randn({n}).to(dtype());
+      std::vector<at::Tensor> alone, alone_mlp;
+      for (std::int64_t i = 0; i < kGemvMaxInputs; ++i) {
+        const at::Tensor xi = x.narrow(0, i, 1);
+        alone.push_back(gemv(xi, {{&w, &b}})[0]);
+        alone_mlp.push_back(gemv_silu_mul(xi, {&w, &b}, {&w2, nullptr}));
+      }
+      for (std::int64_t m = 2; m <= kGemvMaxInputs; ++m) {
+        const at::Tensor xm = x.narrow(0, 0, m);
+        const at::Tensor got = gemv(xm, {{&w, &b}})[0];
+        const at::Tensor got_mlp = gemv_silu_mul(xm, {&w, &b}, {&w2, nullptr});
+        for (std::int64_t i = 0; i < m; ++i) {
+          EXPECT_TRUE(got[i].equal(alone[i][0]))
+              << "k " << k << " n " << n << " m " << m << " row " << i;
+          EXPECT_TRUE(got_mlp[i].equal(alone_mlp[i][0]))
+              << "silu_mul k " << k << " n " << n << " m " << m << " row " << i;
+        }
+      }
+    }
+  }
+}
+
+// The same in fp32 before the rounding to bf16 (which would hide most differences in the last
+// bits): the batched kernel's sums are those of the one-row kernel, for every row range, every
+// batch size and every tail of k.
+TEST_P(KernelsTest, GemvBatchKernelSumsAsTheOneRowKernel) {
+  if (bf16() && !avx512_bf16_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const std::int64_t n = 23, r0 = 2, r1 = 21, ldo = 32;
+  for (const std::int64_t k : {1, 7, 31, 32, 100, 128, 455, 1536}) {
+    const at::Tensor w = at::randn({n, k + 5}).to(dtype()).narrow(1, 0, k);  // rows k + 5 apart
+    const at::Tensor x = at::randn({avx512::kGemvMaxInputs, k + 3}).to(dtype());
+    const at::Tensor b = at::randn({n}).to(dtype());
+    for (const bool bias : {false, true}) {
+      std::vector<float> one(static_cast<std::size_t>(avx512::kGemvMaxInputs * ldo));
+      for (std::int64_t i = 0; i < avx512::kGemvMaxInputs; ++i) {
+        if (bf16()) {
+          avx512::gemv_bf16(bf16_ptr(w), w.stride(0), bf16_ptr(x) + i * x.stride(0), k,
+                            bias ? bf16_ptr(b) : nullptr, r0, r1, one.data() + i * ldo);
+        } else {
+          avx512::gemv_f32(w.data_ptr<float>(), w.stride(0), x.data_ptr<float>() + i * x.stride(0),
+                           k, bias ? b.data_ptr<float>() : nullptr, r0, r1, one.data() + i * ldo);
+        }
+      }
+      for (std::int64_t m = 1; m <= avx512::kGemvMaxInputs; ++m) {
+        std::vector<float> got(one.size(), -1.0f);
+        if (bf16()) {
+          avx512::gemv_batch_bf16(bf16_ptr(w), w.stride(0), bf16_ptr(x), x.stride(0), m, k,
+                                  bias ? bf16_ptr(b) : nullptr, r0, r1, got.data(), ldo);
+        } else {
+          avx512::gemv_batch_f32(w.data_ptr<float>(), w.stride(0), x.data_ptr<float>(), x.stride(0),
+                                 m, k, bias ? b.data_ptr<float>() : nullptr, r0, r1, got.data(),
+                                 ldo);
+        }
+        for (std::int64_t i = 0; i < m; ++i) {
+          for (std::int64_t r = 0; r < r1 - r0; ++r) {
+            const std::size_t at = static_cast<std::size_t>(i * ldo + r);
+            ASSERT_EQ(std::memcmp(&got[at], &one[at], sizeof(float)), 0)
+                << "k " << k << " m " << m << " input " << i << " row " << r0 + r << " bias "
+                << bias << ": " << got[at] << " vs " << one[at];
+          }
+        }
+      }
+    }
+  }
+}
+
+// As ResultsDoNotDependOnTheThreadCount for batches: claims of weight rows split the rows' blocks
+// anywhere.
+TEST_P(KernelsTest, GemvBatchDoesNotDependOnTheThreadCount) {
+  if (bf16() && !avx512_bf16_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const at::Tensor w = (at::randn({1000, 1536}) / 40).to(dtype());
+  const at::Tensor w2 = (at::randn({1003, 1536}) / 40).to(dtype());
+  const at::Tensor wd = (at::randn({77, 8960}) / 95).to(dtype());
+  const at::Tensor b = at::randn({1000}).to(dtype());
+  std::vector<std::pair<at::Tensor, at::Tensor>> inputs;  // [m, 1, 1536], [m, 1, 8960]
+  for (const std::int64_t m : {2, 5, 8}) {
+    inputs.emplace_back(at::randn({m, 1, 1536}).to(dtype()), at::randn({m, 1, 8960}).to(dtype()));
+  }
+  auto run = [&] {
+    std::vector<at::Tensor> outs;
+    for (const auto& [x, xd] : inputs) {
+      auto qkv = gemv(x, {{&w, &b}, {&w2, nullptr}});
+      outs.push_back(qkv[0]);
+      outs.push_back(qkv[1]);
+      outs.push_back(gemv(xd, {{&wd, nullptr}})[0]);
+      outs.push_back(gemv_silu_mul(x, {&w, &b}, {&w2, nullptr}));
+    }
+    return outs;
+  };
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = run();
+  at::set_num_threads(3);
+  const auto three = run();
+  at::set_num_threads(before);
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    EXPECT_TRUE(at::equal(one[i], three[i])) << "output " << i;
+    EXPECT_TRUE(at::isfinite(one[i].to(at::kFloat)).all().item<bool>()) << "output " << i;
+  }
 }
 
 TEST_P(KernelsTest, ChunkedAttentionMatchesEager) {
