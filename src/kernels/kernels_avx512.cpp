@@ -703,61 +703,33 @@ struct GemvBlockF32 {
   }
 };
 
-// Rows [row_begin, row_end) in blocks of R = gemv_block_rows(M), the last rows in a smaller
-// block; no AVX-512 code of its own.
-template <template <int, int> class Block, int M, typename T>
-void gemv_blocks(const T* w, std::int64_t ldw, const T* x, std::int64_t ldx, std::int64_t k,
-                 std::int64_t row_begin, std::int64_t row_end, float* out, std::int64_t ldo) {
+// Block<n, M> for the last n < R rows.
+template <template <int, int> class Block, int M, int R, typename T>
+void gemv_last_rows(std::int64_t n, const T* w, std::int64_t ldw, const T* x, std::int64_t ldx,
+                    std::int64_t k, float* out, std::int64_t ldo) {
+  if constexpr (R > 1) {
+    if (n < R) return gemv_last_rows<Block, M, R - 1>(n, w, ldw, x, ldx, k, out, ldo);
+  }
+  Block<R, M>::run(w, ldw, x, ldx, k, out, ldo);
+}
+
+// Rows [row_begin, row_end) in blocks of R = gemv_block_rows(M) for m = M inputs (M found from m
+// from 2 up); no AVX-512 code of its own.
+template <template <int, int> class Block, int M = 2, typename T>
+void gemv_blocks(const T* w, std::int64_t ldw, const T* x, std::int64_t ldx, std::int64_t m,
+                 std::int64_t k, std::int64_t row_begin, std::int64_t row_end, float* out,
+                 std::int64_t ldo) {
+  if constexpr (M < kGemvMaxInputs) {
+    if (m > M) return gemv_blocks<Block, M + 1>(w, ldw, x, ldx, m, k, row_begin, row_end, out, ldo);
+  }
   constexpr int R = gemv_block_rows(M);
   std::int64_t r = row_begin;
   for (; r + R <= row_end; r += R) {
     Block<R, M>::run(w + r * ldw, ldw, x, ldx, k, out + (r - row_begin), ldo);
   }
-  const T* wr = w + r * ldw;
-  float* o = out + (r - row_begin);
-  switch (row_end - r) {
-    case 3:
-      Block<3, M>::run(wr, ldw, x, ldx, k, o, ldo);
-      break;
-    case 2:
-      Block<2, M>::run(wr, ldw, x, ldx, k, o, ldo);
-      break;
-    case 1:
-      Block<1, M>::run(wr, ldw, x, ldx, k, o, ldo);
-      break;
-    default:
-      break;
-  }
-}
-
-template <template <int, int> class Block, typename T>
-void gemv_inputs(const T* w, std::int64_t ldw, const T* x, std::int64_t ldx, std::int64_t m,
-                 std::int64_t k, std::int64_t row_begin, std::int64_t row_end, float* out,
-                 std::int64_t ldo) {
-  switch (m) {
-    case 2:
-      gemv_blocks<Block, 2>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
-      break;
-    case 3:
-      gemv_blocks<Block, 3>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
-      break;
-    case 4:
-      gemv_blocks<Block, 4>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
-      break;
-    case 5:
-      gemv_blocks<Block, 5>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
-      break;
-    case 6:
-      gemv_blocks<Block, 6>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
-      break;
-    case 7:
-      gemv_blocks<Block, 7>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
-      break;
-    case 8:
-      gemv_blocks<Block, 8>(w, ldw, x, ldx, k, row_begin, row_end, out, ldo);
-      break;
-    default:
-      break;
+  if (r < row_end) {
+    gemv_last_rows<Block, M, R - 1>(row_end - r, w + r * ldw, ldw, x, ldx, k, out + (r - row_begin),
+                                    ldo);
   }
 }
 
@@ -772,7 +744,7 @@ GLIMPSE_AVX512BF16 void gemv_batch_bf16(const std::uint16_t* w, std::int64_t ldw
     gemv_bf16(w, ldw, x, k, bias, row_begin, row_end, out);
     return;
   }
-  gemv_inputs<GemvBlockBf16>(w, ldw, x, ldx, m, k, row_begin, row_end, out, ldo);
+  gemv_blocks<GemvBlockBf16>(w, ldw, x, ldx, m, k, row_begin, row_end, out, ldo);
   if (bias) {
     for (std::int64_t r = row_begin; r < row_end; ++r) {
       const std::uint32_t b = static_cast<std::uint32_t>(bias[r]) << 16;
@@ -791,7 +763,7 @@ GLIMPSE_AVX512 void gemv_batch_f32(const float* w, std::int64_t ldw, const float
     gemv_f32(w, ldw, x, k, bias, row_begin, row_end, out);
     return;
   }
-  gemv_inputs<GemvBlockF32>(w, ldw, x, ldx, m, k, row_begin, row_end, out, ldo);
+  gemv_blocks<GemvBlockF32>(w, ldw, x, ldx, m, k, row_begin, row_end, out, ldo);
   if (bias) {
     for (std::int64_t r = row_begin; r < row_end; ++r) {
       for (std::int64_t i = 0; i < m; ++i) out[i * ldo + r - row_begin] += bias[r];

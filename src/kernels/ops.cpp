@@ -156,9 +156,14 @@ at::Tensor pack_keys(const at::Tensor& k) {
 
 at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::int64_t cols,
                            double scale, const at::Tensor& mask, std::int64_t group) {
+  return attention_probs(q, std::vector<at::Tensor>{packed}, cols, scale, mask, group);
+}
+
+at::Tensor attention_probs(const at::Tensor& q, const std::vector<at::Tensor>& segments,
+                           std::int64_t cols, double scale, const at::Tensor& mask,
+                           std::int64_t group) {
   const at::Tensor qc = q.stride(2) == 1 ? q : q.contiguous();
   const std::int64_t g = qc.size(0), rows = qc.size(1), d = qc.size(2);
-  const std::int64_t ldk = packed.size(2);
   at::Tensor probs = at::empty({g, rows, cols}, q.options());
   const avx512::MaskSpec ms = mask_spec(mask, group);
   const bool bf16 = q.scalar_type() == at::kBFloat16;
@@ -171,17 +176,29 @@ at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::i
       const std::int64_t gi = blk / blocks, r0 = (blk % blocks) * kRows;
       const std::int64_t nr = std::min(kRows, rows - r0);
       const std::int64_t row = gi * rows + r0;  // global row: mask lookup
+      // The scores of each segment side by side in one row block; segment s serves query group
+      // gi from its group gi % G_s (a prefix shared by the sequences has one group per head).
+      std::int64_t c0 = 0;
+      for (const at::Tensor& packed : segments) {
+        if (c0 >= cols) break;
+        const std::int64_t n = std::min(packed.size(2), cols - c0), ldk = packed.size(2);
+        const std::int64_t pg = gi % packed.size(0);
+        if (bf16) {
+          const auto* kp = reinterpret_cast<const std::uint32_t*>(packed.data_ptr<int>()) +
+                           pg * packed.stride(0);
+          avx512::qk_bf16(bf16_ptr(qc) + gi * qc.stride(0) + r0 * qc.stride(1), qc.stride(1), nr,
+                          kp, ldk, n, d / 2, buf.data() + c0, cols);
+        } else {
+          avx512::qk_f32(qc.data_ptr<float>() + gi * qc.stride(0) + r0 * qc.stride(1), qc.stride(1),
+                         nr, packed.data_ptr<float>() + pg * packed.stride(0), ldk, n, d,
+                         buf.data() + c0, cols);
+        }
+        c0 += n;
+      }
       if (bf16) {
-        const auto* kp =
-            reinterpret_cast<const std::uint32_t*>(packed.data_ptr<int>()) + gi * packed.stride(0);
-        avx512::qk_bf16(bf16_ptr(qc) + gi * qc.stride(0) + r0 * qc.stride(1), qc.stride(1), nr, kp,
-                        ldk, cols, d / 2, buf.data(), cols);
         avx512::softmax_rows_to_bf16(buf.data(), cols, bf16_ptr(probs) + row * cols, cols, row,
                                      row + nr, cols, fscale, ms, tmp.data());
       } else {
-        avx512::qk_f32(qc.data_ptr<float>() + gi * qc.stride(0) + r0 * qc.stride(1), qc.stride(1),
-                       nr, packed.data_ptr<float>() + gi * packed.stride(0), ldk, cols, d,
-                       buf.data(), cols);
         avx512::softmax_rows_to_f32(buf.data(), cols, probs.data_ptr<float>() + row * cols, cols,
                                     row, row + nr, cols, fscale, ms, tmp.data());
       }

@@ -40,6 +40,12 @@ at::Tensor pack_keys(const at::Tensor& k);
 // exist only as fp32 tiles of avx512::kQkRows rows in each thread.
 at::Tensor attention_probs(const at::Tensor& q, const at::Tensor& packed, std::int64_t cols,
                            double scale, const at::Tensor& mask, std::int64_t group);
+// The same over keys in segments laid end to end (each from pack_keys, [G_s, .., T_s]): query
+// group gi reads group gi % G_s of segment s, so a prefix shared by B sequences is packed once
+// with one group per key head. `cols` counts the keys of all segments (the last may be cut).
+at::Tensor attention_probs(const at::Tensor& q, const std::vector<at::Tensor>& segments,
+                           std::int64_t cols, double scale, const at::Tensor& mask,
+                           std::int64_t group);
 
 // In place: gate <- silu(gate) * up (rounded as ATen: after silu and after the product).
 void silu_mul_(const at::Tensor& gate, const at::Tensor& up);

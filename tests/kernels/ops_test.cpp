@@ -353,6 +353,51 @@ TEST_P(KernelsTest, ChunkedAttentionMatchesEager) {
   EXPECT_TRUE(all_close(plain, expect, bf16() ? 3e-2 : 1e-5, rtol(), "attention (ATen path)"));
 }
 
+// Attention over a prefix shared by the sequences (two segments of batch 1) plus each
+// sequence's own keys equals eager attention over the keys concatenated per sequence, with
+// padding in the own keys masked, on the fused path and the ATen path.
+TEST_P(KernelsTest, SharedPrefixAttentionMatchesEager) {
+  const std::int64_t b = 3, hq = 6, hkv = 2, d = 16, p1 = 29, p2 = 7, own = 11;
+  const std::int64_t t = p1 + p2 + own;
+  for (const std::int64_t s : {1, 4}) {
+    const at::Tensor q = at::randn({b, hq, s, d}).to(dtype());
+    const at::Tensor k1 = at::randn({1, hkv, p1, d}).to(dtype()), v1 = at::randn_like(k1);
+    const at::Tensor k2 = at::randn({1, hkv, p2, d}).to(dtype()), v2 = at::randn_like(k2);
+    const at::Tensor k = at::randn({b, hkv, own, d}).to(dtype()), v = at::randn_like(k);
+    at::Tensor mask = at::zeros({b, 1, s, t}).to(dtype());
+    const at::Tensor blocked =
+        at::ones({s, t}, at::TensorOptions().dtype(at::kBool)).triu(t - s + 1);
+    mask.masked_fill_(blocked.view({1, 1, s, t}), layers::mask_min(dtype()));
+    // Sequence 1's own keys are padded in two slots (a shorter fork stacked with longer ones).
+    mask[1].narrow(2, p1 + p2 + 2, 2).fill_(layers::mask_min(dtype()));
+    const double scale = 0.25;
+    const at::Tensor kk = at::cat({k1.expand({b, -1, -1, -1}), k2.expand({b, -1, -1, -1}), k}, 2);
+    const at::Tensor vv = at::cat({v1.expand({b, -1, -1, -1}), v2.expand({b, -1, -1, -1}), v}, 2);
+    const at::Tensor kr = kk.repeat_interleave(hq / hkv, 1), vr = vv.repeat_interleave(hq / hkv, 1);
+    const at::Tensor probs =
+        at::softmax(at::matmul(q, kr.transpose(2, 3)) * scale + mask, -1, at::kFloat).to(dtype());
+    const at::Tensor expect = at::matmul(probs, vr).transpose(1, 2);
+    const std::vector<std::pair<at::Tensor, at::Tensor>> shared = {{k1, v1}, {k2, v2}};
+    for (const bool fused : {true, false}) {
+      set_enabled(fused);
+      const at::Tensor got = layers::attention_shared(q, shared, k, v, scale, mask);
+      EXPECT_TRUE(all_close(got, expect, bf16() ? 3e-2 : 1e-5, rtol(),
+                            std::string(fused ? "fused" : "ATen") + " s=" + std::to_string(s)));
+      // Without own keys (a fork before its first append).
+      const at::Tensor m0 = mask.narrow(3, 0, p1 + p2).contiguous();
+      const at::Tensor p0 =
+          at::softmax(at::matmul(q, kr.narrow(2, 0, p1 + p2).transpose(2, 3)) * scale + m0, -1,
+                      at::kFloat)
+              .to(dtype());
+      EXPECT_TRUE(
+          all_close(layers::attention_shared(q, shared, at::Tensor(), at::Tensor(), scale, m0),
+                    at::matmul(p0, vr.narrow(2, 0, p1 + p2)).transpose(1, 2), bf16() ? 3e-2 : 1e-5,
+                    rtol(), "no own keys"));
+    }
+    set_enabled(true);
+  }
+}
+
 // The q.k^T micro-kernel works in tiles of 8 query rows x 48 keys: every partial tile (rows 1-8,
 // keys short of 48 in any of its three vectors) must match the eager probabilities.
 TEST_P(KernelsTest, AttentionScoresCoverEveryTileShape) {
