@@ -329,10 +329,11 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
     (void)m.forward_cached(in, fo, state);
     if (runs) runs->push_back(ms_since(t0));
   };
+  // The language model's prefill inputs: the vision features of the last run given as embeds.
+  model::ForwardInputs llm_inputs;
   auto one_run = [&](bool record) {
     // The vision tower alone; its output makes the prefill on the real token layout.
-    model::ForwardInputs llm_inputs =
-        syn.text_only.input_ids.defined() ? syn.text_only : syn.inputs;
+    llm_inputs = syn.text_only.input_ids.defined() ? syn.text_only : syn.inputs;
     r.prefill_input = syn.text_only.input_ids.defined() ? "text" : "prefill";
     if (syn.inputs.pixel_values.defined() || syn.inputs.pixel_values_videos.defined()) {
       const auto t0 = Clock::now();
@@ -368,17 +369,6 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
     // stacked, so both read the same prefix under the same conditions.
     CandidateTimings& c = r.candidates;
     c.candidates = o.candidates;
-    model::ForwardInputs llm_inputs =
-        syn.text_only.input_ids.defined() ? syn.text_only : syn.inputs;
-    if (syn.inputs.pixel_values.defined() || syn.inputs.pixel_values_videos.defined()) {
-      const model::MediaEmbeds media = m.embed_media(syn.inputs);
-      if (media.image_embeds.defined() || media.video_embeds.defined()) {
-        llm_inputs = syn.inputs;
-        llm_inputs.pixel_values = llm_inputs.pixel_values_videos = at::Tensor();
-        llm_inputs.image_embeds = media.image_embeds;
-        llm_inputs.video_embeds = media.video_embeds;
-      }
-    }
     generate::Session root(m);
     root.prefill(llm_inputs);
     auto decode = [&](generate::Session& s) {

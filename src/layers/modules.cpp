@@ -155,35 +155,65 @@ at::Tensor attention_shared(const at::Tensor& q,
   std::int64_t chunk =
       std::max<std::int64_t>(1, (std::int64_t{1} << 22) / std::max<std::int64_t>(b * hq * t, 1));
   if (probs_out != nullptr) chunk = s;
+  const bool own = k.defined() && k.size(2) > 0;
+  // The fused q.k^T + softmax kernel over all segments when it applies: each shared segment is
+  // packed once with one group per key head and serves every sequence.
+  std::vector<at::Tensor> packed;
+  at::Tensor v3;
+  if (probs_out == nullptr && (!mask.defined() || mask.scalar_type() == q.scalar_type())) {
+    for (const auto& [sk, sv] : shared) packed.push_back(kernels::pack_keys(sk[0]));
+    if (own) {
+      packed.push_back(kernels::pack_keys(k.reshape({b * hkv, k.size(2), d})));
+      v3 = v.reshape({b * hkv, v.size(2), dv});
+    }
+    for (const auto& p : packed) {
+      if (!p.defined()) {
+        packed.clear();
+        break;
+      }
+    }
+  }
   for (std::int64_t i0 = 0; i0 < s; i0 += chunk) {
     const std::int64_t cq = std::min(chunk, s - i0), r = rep * cq;
     // Query heads sharing a key head stacked along rows: [B, Hkv, rep*cq, D].
     const at::Tensor qc = q.narrow(2, i0, cq).reshape({b, hkv, r, d});
-    // For a shared segment the sequences stack along rows too: [Hkv, B*rep*cq, D].
-    const at::Tensor qg = qc.transpose(0, 1).reshape({hkv, b * r, d});
-    std::vector<at::Tensor> parts;
-    for (const auto& [sk, sv] : shared) {
-      parts.push_back(
-          at::bmm(qg, sk[0].transpose(1, 2)).view({hkv, b, r, sk.size(2)}).transpose(0, 1));
+    at::Tensor p;  // probabilities [B, Hkv, rep*cq, t] in q's dtype
+    if (!packed.empty()) {
+      at::Tensor mc;
+      if (mask.defined()) mc = mask.select(1, 0).narrow(1, i0, cq);
+      p = kernels::attention_probs(qc.reshape({b * hkv, r, d}), packed, t, scale, mc, hq * cq)
+              .view({b, hkv, r, t});
+    } else {
+      // For a shared segment the sequences stack along rows too: [Hkv, B*rep*cq, D].
+      const at::Tensor qg = qc.transpose(0, 1).reshape({hkv, b * r, d});
+      std::vector<at::Tensor> parts;
+      for (const auto& [sk, sv] : shared) {
+        parts.push_back(
+            at::bmm(qg, sk[0].transpose(1, 2)).view({hkv, b, r, sk.size(2)}).transpose(0, 1));
+      }
+      if (own) parts.push_back(at::matmul(qc, k.transpose(2, 3)));
+      at::Tensor sc = at::cat(parts, -1).to(at::kFloat).mul_(scale);  // [B, Hkv, rep*cq, t]
+      if (mask.defined()) {
+        sc = (sc.view({b, hkv, rep, cq, t}) +
+              mask.narrow(2, i0, cq).to(at::kFloat).view({b, 1, 1, cq, t}))
+                 .view({b, hkv, r, t});
+      }
+      p = at::softmax(sc, -1).to(q.scalar_type());
     }
-    if (k.defined() && k.size(2) > 0) parts.push_back(at::matmul(qc, k.transpose(2, 3)));
-    at::Tensor sc = at::cat(parts, -1).to(at::kFloat).mul_(scale);  // [B, Hkv, rep*cq, t]
-    if (mask.defined()) {
-      sc = (sc.view({b, hkv, rep, cq, t}) +
-            mask.narrow(2, i0, cq).to(at::kFloat).view({b, 1, 1, cq, t}))
-               .view({b, hkv, r, t});
-    }
-    const at::Tensor p = at::softmax(sc, -1).to(q.scalar_type());
+    // Each segment's probabilities times its values, summed in fp32 and rounded once.
     at::Tensor acc = at::zeros({b, hkv, r, dv}, at::TensorOptions().dtype(at::kFloat));
     std::int64_t off = 0;
     for (const auto& [sk, sv] : shared) {
       const std::int64_t n = sk.size(2);
       const at::Tensor pg = p.narrow(-1, off, n).transpose(0, 1).reshape({hkv, b * r, n});
-      acc.add_(at::bmm(pg, sv[0]).view({hkv, b, r, dv}).transpose(0, 1).to(at::kFloat));
+      acc.add_(at::bmm(pg, sv[0]).view({hkv, b, r, dv}).transpose(0, 1));
       off += n;
     }
-    if (k.defined() && k.size(2) > 0)
-      acc.add_(at::matmul(p.narrow(-1, off, k.size(2)), v).to(at::kFloat));
+    if (own) {
+      const at::Tensor po = p.narrow(-1, off, k.size(2));
+      acc.add_(v3.defined() ? at::bmm(po.reshape({b * hkv, r, k.size(2)}), v3).view({b, hkv, r, dv})
+                            : at::matmul(po, v));
+    }
     out.narrow(1, i0, cq).copy_(acc.view({b, hq, cq, dv}).transpose(1, 2));
     if (probs_out != nullptr) *probs_out = p.reshape({b, hq, s, t});
   }

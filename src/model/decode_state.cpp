@@ -29,6 +29,16 @@ void DecodeState::keep_keys(std::int64_t layer, const at::Tensor& keep) {
   key_masks[layer] = key_masks[layer].index_select(1, keep.to(at::kLong));
 }
 
+at::Tensor DecodeState::kv_lengths(std::int64_t layer) const {
+  if (!cache) throw InputError("decoding state has no cache");
+  const auto n = static_cast<std::int64_t>(key_masks.size());
+  if (layer < 0 || layer >= n || !key_masks[layer].defined()) {
+    throw InputError("kv_lengths: layer " + std::to_string(layer) + " has no cached keys");
+  }
+  const at::Tensor masked = key_masks[layer].eq(0).sum(1, /*keepdim=*/true);
+  return cache->head_lengths(layer) - masked;
+}
+
 std::vector<DecodeState> DecodeState::fork(std::int64_t n) {
   if (!cache || past_length() == 0) throw InputError("fork: the session holds no prefix yet");
   if (batch() != 1) {

@@ -174,6 +174,16 @@ std::int64_t DenseKVCache::length(std::int64_t layer) const {
   return n;
 }
 
+at::Tensor DenseKVCache::head_lengths(std::int64_t layer) const {
+  check_layer(layer, layers_.size());
+  const Layer& l = layers_[layer];
+  const at::Tensor& like = l.keys.defined()   ? l.keys
+                           : l.shared.empty() ? at::Tensor()
+                                              : l.shared.front().first;
+  if (!like.defined()) return at::Tensor();
+  return at::full({batch_, like.size(1)}, length(layer), at::TensorOptions().dtype(at::kLong));
+}
+
 std::int64_t DenseKVCache::bytes_logical() const {
   std::int64_t total = 0;
   for (std::size_t i = 0; i < layers_.size(); ++i) {

@@ -198,6 +198,14 @@ TEST(SessionGolden, BatchedForksEqualIndependentRuns) {
       for (std::size_t i = 0; i < forks.size(); ++i) forks[i].append(kQuestions[i]);
       Session batch = Session::stack(std::move(forks));
       ASSERT_EQ(batch.batch(), 3);
+      // Each sequence attends to its own tokens only: padding of the shorter forks is masked.
+      for (std::int64_t l = 0; l < m.num_layers(); ++l) {
+        const at::Tensor kv = batch.state().kv_lengths(l);
+        ASSERT_EQ(kv.sizes(), (std::vector<std::int64_t>{3, 2}));
+        EXPECT_TRUE(at::equal(kv, batch.lengths().view({3, 1}).expand({3, 2})));
+        EXPECT_EQ(batch.state().cache->length(l),
+                  in.input_ids.size(1) + static_cast<std::int64_t>(kQuestions[2].size()));
+      }
       GenerateOptions o;
       o.keep_step_logits = true;
       const GenerationResult r = Generator(batch, g, o).run();

@@ -44,6 +44,10 @@ class KVCache {
   virtual void keep(std::int64_t layer, const at::Tensor& keep) = 0;
   // Key slots of a layer, shared prefix included (layers differ once a method prunes tokens).
   virtual std::int64_t length(std::int64_t layer) const = 0;
+  // Key slots of each sequence and KV head at a layer, [B, H_kv] int64, shared prefix included.
+  // The dense cache holds length(layer) for all; a ragged backend (per-head budgets) differs per
+  // head. Undefined when the layer holds nothing.
+  virtual at::Tensor head_lengths(std::int64_t layer) const = 0;
   virtual std::int64_t num_layers() const = 0;
   // Sequences (B); 0 before the first append.
   virtual std::int64_t batch() const = 0;
@@ -82,6 +86,7 @@ class DenseKVCache : public KVCache {
   KVView view(std::int64_t layer) const override;
   void keep(std::int64_t layer, const at::Tensor& keep) override;
   std::int64_t length(std::int64_t layer) const override;
+  at::Tensor head_lengths(std::int64_t layer) const override;
   std::int64_t num_layers() const override { return static_cast<std::int64_t>(layers_.size()); }
   std::int64_t batch() const override { return batch_; }
   std::int64_t bytes_logical() const override;

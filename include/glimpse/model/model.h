@@ -102,6 +102,10 @@ struct DecodeState {
   // Keeps the cached tokens `keep` (increasing indices) of one layer: its cache and its key mask
   // together (see KVCache::keep). The logical length does not change.
   void keep_keys(std::int64_t layer, const at::Tensor& keep);
+  // Cached entries each sequence and KV head attends to at a layer, [B, H_kv] int64: the cache's
+  // slots (KVCache::head_lengths) less the masked ones (padding of stacked forks or batches,
+  // evicted keys).
+  at::Tensor kv_lengths(std::int64_t layer) const;
 
   // `n` states that continue this one (batch 1) from a prefix they share without copying it
   // (KVCache::fork); this state reads the shared prefix too.
