@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <set>
+
 #include "glimpse/core/error.h"
 
 namespace glimpse::generate {
@@ -271,6 +273,7 @@ Session Session::stack(std::vector<Session> sessions) {
   std::vector<at::Tensor> ids, lengths, logits, hidden;
   std::vector<model::TokenLayout> layouts;
   bool all_hidden = true, all_layouts = true;
+  std::set<const Counters*> families{out->counters.get()};
   for (auto& x : sessions) {
     Impl& s = *x.impl_;
     const std::int64_t pad = longest_ids - s.ids.size(1);
@@ -284,7 +287,8 @@ Session Session::stack(std::vector<Session> sessions) {
       layouts.push_back(pad_layout(s.layout, longest_layout - s.layout.length()));
     out->images = std::max(out->images, s.images);
     out->videos = std::max(out->videos, s.videos);
-    if (s.counters != out->counters) {
+    if (families.insert(s.counters.get()).second) {
+      // Sessions of another family (stacked without sharing a prefix): their work counts too.
       out->counters->prefills += s.counters->prefills;
       out->counters->appends += s.counters->appends;
     }

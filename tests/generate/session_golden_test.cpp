@@ -256,6 +256,31 @@ TEST(SessionGolden, ForkMemoryGrowsByTailsOnly) {
   EXPECT_EQ(root.stats().forks, 4);
 }
 
+// Sessions that share nothing (two prompts of different lengths) stack too: their caches are
+// copied and padded; each sequence decodes as it would alone, and both prefills are counted.
+TEST(SessionGolden, IndependentSessionsStackAndDecodeAsAlone) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  model::Model& m = tiny("tiny-qwen2-vl");
+  const auto image = model::read_forward_inputs(case_file("tiny-qwen2-vl", "image_a", "inputs"));
+  const auto text = model::read_forward_inputs(case_file("tiny-qwen2-vl", "text_only", "inputs"));
+  ASSERT_NE(image.input_ids.size(1), text.input_ids.size(1));
+  GenerationConfig g;
+  g.max_new_tokens = 5;
+  std::vector<at::Tensor> alone;
+  for (const auto* in : {&image, &text}) alone.push_back(generate(m, *in, g).new_tokens[0]);
+  Session a(m), b(m);
+  a.prefill(image);
+  b.prefill(text);
+  std::vector<Session> two;
+  two.push_back(std::move(a));
+  two.push_back(std::move(b));
+  Session batch = Session::stack(std::move(two));
+  EXPECT_EQ(batch.stats().prefills, 2);
+  const GenerationResult r = Generator(batch, g).run();
+  EXPECT_TRUE(at::equal(r.new_tokens[0], alone[0]));
+  EXPECT_TRUE(at::equal(r.new_tokens[1], alone[1]));
+}
+
 TEST(SessionGolden, BadUseIsAnErrorNamingIt) {
   GLIMPSE_REQUIRE_FIXTURES();
   model::Model& qwen = tiny("tiny-qwen2-vl");
