@@ -10,6 +10,7 @@
 #include "glimpse/core/logging.h"
 #include "glimpse/core/system.h"
 #include "glimpse/version.h"
+#include "glimpse/video/decoder.h"
 
 namespace {
 
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     }
     glimpse::core::configure_threads(threads);
     if (!malloc_default) glimpse::core::keep_freed_memory();
+    glimpse::video::route_ffmpeg_log_to_glimpse();  // process-wide: the tool opts in
   });
 
   glimpse::cli::add_info_command(app);

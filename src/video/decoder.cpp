@@ -19,7 +19,6 @@ extern "C" {
 #include "glimpse/core/error.h"
 #include "glimpse/core/logging.h"
 #include "video/ffmpeg_handles.h"
-#include "video/ffmpeg_log.h"
 
 namespace glimpse::video {
 namespace {
@@ -38,7 +37,6 @@ struct Source {
 };
 
 Source open_source(const std::string& path) {
-  route_ffmpeg_log_to_glimpse();
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto status = fs::status(path, ec);

@@ -12,7 +12,6 @@ extern "C" {
 
 #include "glimpse/core/error.h"
 #include "video/ffmpeg_handles.h"
-#include "video/ffmpeg_log.h"
 
 namespace glimpse::video {
 namespace {
@@ -42,7 +41,6 @@ AVPixelFormat pick_format(const AVCodec* codec) {
 
 void write_video(const std::string& path, const std::vector<vision::Image>& frames,
                  const EncodeOptions& options, int empty_width, int empty_height) {
-  route_ffmpeg_log_to_glimpse();
   const std::string where = "write_video('" + path + "')";
   const int width = frames.empty() ? empty_width : frames[0].width;
   const int height = frames.empty() ? empty_height : frames[0].height;

@@ -1,4 +1,4 @@
-#include "video/ffmpeg_log.h"
+#include "glimpse/video/decoder.h"
 
 extern "C" {
 #include <libavutil/log.h>

@@ -2,6 +2,7 @@
 // then probed, sampled and read back; and bad files.
 #include "glimpse/video/decoder.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -217,4 +218,29 @@ TEST(VideoDecodeTest, CorruptedBytesNeverCrashOrHang) {
 }
 
 }  // namespace
+// FFmpeg's log callback is process-wide: decoding and encoding leave it as the host set it (here
+// FFmpeg's default, which prints to stderr); only the explicit opt-in replaces it.
+TEST(VideoDecodeTest, FfmpegLogIsLeftAloneUntilTheOptIn) {
+  test::TempDir dir;
+  const std::string path = dir.file("clip.mkv");
+  std::vector<vision::Image> frames(3, vision::Image(32, 24));
+  write_video(path, frames);
+  EXPECT_EQ(read_frames(path, {0, 2}).size(), 2u);
+  // av_log from the libavutil that libglimpse loaded.
+  using AvLog = void (*)(void*, int, const char*, ...);
+  const auto av_log = reinterpret_cast<AvLog>(dlsym(RTLD_DEFAULT, "av_log"));
+  ASSERT_NE(av_log, nullptr);
+  constexpr int kAvLogError = 16;
+  ::testing::internal::CaptureStderr();
+  av_log(nullptr, kAvLogError, "glimpse-probe-before\n");
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("glimpse-probe-before"),
+            std::string::npos)
+      << "the library replaced FFmpeg's log callback without being asked";
+  route_ffmpeg_log_to_glimpse();
+  ::testing::internal::CaptureStderr();
+  av_log(nullptr, kAvLogError, "glimpse-probe-after\n");
+  EXPECT_EQ(::testing::internal::GetCapturedStderr().find("glimpse-probe-after"),
+            std::string::npos);
+}
+
 }  // namespace glimpse::video

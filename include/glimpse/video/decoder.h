@@ -6,7 +6,9 @@
 // Bad input (missing file, not a video, no video stream, no decoder for the codec, corrupt data,
 // no decodable frame) throws InputError, FormatError or UnsupportedError with a one-line message
 // that names the file. Every loop is bounded by the file's packets; nothing hangs.
-// FFmpeg's own log goes to glimpse's log at debug level instead of stderr.
+// FFmpeg's own log is left as the host program set it (FFmpeg's default prints warnings to
+// stderr); errors reach the caller from return codes. route_ffmpeg_log_to_glimpse() opts in to
+// glimpse's log instead.
 
 #include <cstdint>
 #include <functional>
@@ -18,6 +20,12 @@
 #include "glimpse/vision/image_io.h"
 
 namespace glimpse::video {
+
+// Sends FFmpeg's log to glimpse's log at debug level instead of stderr, so that a corrupt file
+// gives one error line rather than a page of decoder warnings. FFmpeg's log callback is
+// process-wide (av_log_set_callback), so the library never installs it by itself: a program opts
+// in with this call (the glimpse tool does at start-up). Safe to call more than once.
+void route_ffmpeg_log_to_glimpse();
 
 struct VideoInfo {
   int width = 0;
