@@ -18,11 +18,8 @@
 #include "glimpse/core/error.h"
 #include "glimpse/core/system.h"
 #include "glimpse/generate/session.h"
-#include "glimpse/models/qwen2_vl/image_processing.h"
 #include "kernels/ops.h"
 #include "layers/modules.h"
-#include "models/llava/modeling.h"
-#include "models/qwen2_vl/modeling.h"
 
 namespace glimpse::bench {
 namespace {
@@ -44,13 +41,6 @@ std::string dtype_name(c10::ScalarType t) {
   return t == at::kBFloat16 ? "bf16" : "f32";
 }
 
-// The most square h x w with h * w = n (h <= w).
-std::pair<std::int64_t, std::int64_t> near_square(std::int64_t n) {
-  std::int64_t h = static_cast<std::int64_t>(std::sqrt(static_cast<double>(n)));
-  while (h > 1 && n % h != 0) --h;
-  return {h, n / h};
-}
-
 // Text token ids that are no placeholder: small ids, away from the specials of every family.
 at::Tensor text_ids(std::int64_t n, std::int64_t vocab) {
   const std::int64_t range = std::max<std::int64_t>(std::min<std::int64_t>(vocab, 256) - 16, 1);
@@ -67,93 +57,45 @@ struct Synthetic {
 
 Synthetic make_inputs(model::Model& m, const BenchOptions& o, BenchResult& r) {
   Synthetic s;
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
   const std::int64_t vocab = m.vocab_size();
   if (o.text_tokens < 0) throw InputError("--text-tokens: expected >= 0");
-  if (auto* qwen = dynamic_cast<models::qwen2_vl::Qwen2VLForConditionalGeneration*>(&m)) {
-    const auto& q = qwen->qwen_config();
-    const std::int64_t merge = q.vision.spatial_merge_size;
-    std::int64_t gh = 0, gw = 0;  // patch grid
-    if (o.image_width > 0 || o.image_height > 0) {
-      const std::int64_t factor = q.vision.patch_size * merge;
-      const auto hw =
-          models::qwen2_vl::smart_resize(o.image_height, o.image_width, factor, 3136, 12845056);
-      r.image_height = hw.height;
-      r.image_width = hw.width;
-      gh = hw.height / q.vision.patch_size;
-      gw = hw.width / q.vision.patch_size;
-    } else {
-      const std::int64_t n = o.visual_tokens < 0 ? 1024 : o.visual_tokens;
-      if (n > 0) {
-        const auto [h, w] = near_square(n);
-        gh = h * merge;
-        gw = w * merge;
-        r.image_height = gh * q.vision.patch_size;
-        r.image_width = gw * q.vision.patch_size;
-      }
-    }
-    const std::int64_t visual = gh * gw / (merge * merge);
-    r.visual_tokens = visual;
-    if (visual == 0) {
-      s.inputs.input_ids = text_ids(std::max<std::int64_t>(o.text_tokens, 1), vocab).view({1, -1});
-      r.text_tokens = s.inputs.input_ids.size(1);
-      return s;
-    }
-    if (o.text_tokens < 2) {
-      throw InputError(
-          "--text-tokens: at least 2 with an image (<|vision_start|>, <|vision_end|>)");
-    }
-    const std::int64_t before = (o.text_tokens - 2) / 2, after = o.text_tokens - 2 - before;
-    const std::int64_t vision_end =
-        m.config().get_int("vision_end_token_id", q.vision_start_token_id + 1);
-    s.inputs.input_ids =
-        at::cat({text_ids(before, vocab), at::full({1}, q.vision_start_token_id, i64),
-                 at::full({visual}, q.image_token_id, i64), at::full({1}, vision_end, i64),
-                 text_ids(after, vocab)})
-            .view({1, -1});
-    r.text_tokens = o.text_tokens;
-    r.vision_patches = gh * gw;
-    r.image_grid_thw = {1, gh, gw};
-    s.inputs.image_grid_thw = at::tensor(r.image_grid_thw, i64).view({1, 3});
-    s.inputs.pixel_values = at::randn({gh * gw, q.vision.patch_dim()});
-    s.text_only.input_ids = text_ids(s.inputs.input_ids.size(1), vocab).view({1, -1});
-    const at::Tensor pixels = s.inputs.pixel_values, grid = s.inputs.image_grid_thw;
-    s.run_vision = [qwen, pixels, grid] { (void)qwen->encode_vision(pixels, grid); };
+  model::SyntheticImageRequest request;
+  request.width = o.image_width;
+  request.height = o.image_height;
+  request.visual_tokens = o.visual_tokens;
+  const auto image = m.accepts_images() ? m.synthetic_image(request) : std::nullopt;
+  if (!image) {
+    if (!m.accepts_images() && (o.visual_tokens > 0 || o.image_width > 0 || o.image_height > 0))
+      throw InputError("--visual-tokens/--image-size: " + m.architecture() + " takes no images");
+    s.inputs.input_ids = text_ids(std::max<std::int64_t>(o.text_tokens, 1), vocab).view({1, -1});
+    r.text_tokens = s.inputs.input_ids.size(1);
     return s;
   }
-  if (auto* llava = dynamic_cast<models::llava::LlavaForConditionalGeneration*>(&m)) {
-    const auto& l = llava->llava_config();
-    const std::int64_t features = l.features_per_image();
-    if (o.image_width > 0 || o.image_height > 0) {
-      throw InputError("--image-size: LLaVA images are always " +
-                       std::to_string(l.vision.image_size) + "x" +
-                       std::to_string(l.vision.image_size));
-    }
-    if (o.visual_tokens >= 0 && o.visual_tokens != features) {
-      throw InputError("--visual-tokens: this LLaVA model takes " + std::to_string(features) +
-                       " tokens per image, found " + std::to_string(o.visual_tokens));
-    }
-    const std::int64_t before = o.text_tokens / 2, after = o.text_tokens - before;
-    s.inputs.input_ids =
-        at::cat({text_ids(before, vocab), at::full({features}, l.image_token_index, i64),
-                 text_ids(after, vocab)})
-            .view({1, -1});
-    r.visual_tokens = features;
-    r.text_tokens = o.text_tokens;
-    r.vision_patches = l.vision.num_patches();
-    r.image_height = r.image_width = l.vision.image_size;
-    const std::int64_t size = l.vision.image_size;
-    s.inputs.pixel_values = at::randn({1, l.vision.num_channels, size, size});
-    s.text_only.input_ids = text_ids(s.inputs.input_ids.size(1), vocab).view({1, -1});
-    const at::Tensor pixels = s.inputs.pixel_values;
-    s.run_vision = [llava, pixels] { (void)llava->image_features(pixels); };
-    return s;
+  // The image's markers (Qwen's <|vision_start|>, <|vision_end|>) count as text tokens.
+  const std::int64_t markers = image->placeholder_ids.numel() - image->visual_tokens;
+  if (o.text_tokens < markers) {
+    throw InputError("--text-tokens: at least " + std::to_string(markers) +
+                     " with an image (its start and end markers)");
   }
-  if (o.visual_tokens > 0 || o.image_width > 0 || o.image_height > 0) {
-    throw InputError("--visual-tokens/--image-size: " + m.architecture() + " takes no images");
+  const std::int64_t before = (o.text_tokens - markers) / 2,
+                     after = o.text_tokens - markers - before;
+  s.inputs.input_ids =
+      at::cat({text_ids(before, vocab), image->placeholder_ids, text_ids(after, vocab)})
+          .view({1, -1});
+  s.inputs.pixel_values = image->pixel_values;
+  s.inputs.image_grid_thw = image->image_grid_thw;
+  r.visual_tokens = image->visual_tokens;
+  r.text_tokens = o.text_tokens;
+  r.vision_patches = image->vision_patches;
+  r.image_height = image->height;
+  r.image_width = image->width;
+  if (image->image_grid_thw.defined()) {
+    const at::Tensor g = image->image_grid_thw.contiguous();
+    r.image_grid_thw.assign(g.data_ptr<std::int64_t>(), g.data_ptr<std::int64_t>() + 3);
   }
-  s.inputs.input_ids = text_ids(std::max<std::int64_t>(o.text_tokens, 1), vocab).view({1, -1});
-  r.text_tokens = s.inputs.input_ids.size(1);
+  s.text_only.input_ids = text_ids(s.inputs.input_ids.size(1), vocab).view({1, -1});
+  const model::ForwardInputs media = s.inputs;
+  s.run_vision = [&m, media] { (void)m.embed_media(media); };
   return s;
 }
 
@@ -303,6 +245,10 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
   plain.last_logits_only = true;
   model::ForwardOptions with_methods = plain;
   with_methods.hooks = o.pipeline;
+  if (o.pipeline != nullptr) o.pipeline->bind(pipeline::MethodContext(m));
+  pipeline::Pipeline empty;
+  model::ForwardOptions with_empty = plain;
+  with_empty.hooks = &empty;
   r.has_pipeline = o.pipeline != nullptr;
   // The whole prefill (vision included), then decode steps; returns the KV bytes.
   auto prefill_decode = [&](const model::ForwardOptions& fo, std::vector<double>* prefill_runs,
@@ -354,6 +300,9 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
     r.kv_bytes = prefill_decode(plain, record ? &r.end_to_end_prefill_ms_runs : nullptr,
                                 record ? &r.decode_ms_runs : nullptr);
     timed_prefill(llm_inputs, plain, record ? &r.prefill_ms_runs : nullptr);
+    if (o.new_tokens > 0) {
+      prefill_decode(with_empty, nullptr, record ? &r.empty_pipeline_decode_ms_runs : nullptr);
+    }
     if (o.pipeline) {
       PipelineTimings& p = r.pipeline;
       p.kv_bytes = prefill_decode(with_methods, record ? &p.end_to_end_prefill_ms_runs : nullptr,
@@ -414,6 +363,7 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
   r.prefill_tokens_per_s = seq / (r.prefill_ms * 1e-3);
   r.decode_ms_per_token = median(r.decode_ms_runs);
   r.decode_tokens_per_s = r.decode_ms_per_token > 0 ? 1e3 / r.decode_ms_per_token : 0;
+  r.empty_pipeline_decode_ms_per_token = median(r.empty_pipeline_decode_ms_runs);
 
   // FLOPs of the LLM prefill: every token through every linear layer, logits for the last
   // token only, and dense attention (scores and probs.v over the full S x S square, as the
@@ -503,6 +453,8 @@ std::string to_json(const BenchResult& r) {
   j["prefill_ms_runs"] = r.prefill_ms_runs;
   j["end_to_end_prefill_ms_runs"] = r.end_to_end_prefill_ms_runs;
   j["decode_ms_runs"] = r.decode_ms_runs;
+  j["empty_pipeline_decode_ms_per_token"] = r.empty_pipeline_decode_ms_per_token;
+  j["empty_pipeline_decode_ms_runs"] = r.empty_pipeline_decode_ms_runs;
   j["peak_rss_bytes"] = r.peak_rss_bytes;
   j["kv_bytes"] = r.kv_bytes;
   j["prefill_flops"] = r.prefill_flops;
@@ -587,6 +539,11 @@ std::string to_text(const BenchResult& r) {
       r.prefill_ms, r.prefill_tokens_per_s, r.prefill_input.c_str(), r.end_to_end_prefill_ms);
   add("decode           %.1f ms/token (%.2f tokens/s)\n", r.decode_ms_per_token,
       r.decode_tokens_per_s);
+  if (r.empty_pipeline_decode_ms_per_token > 0) {
+    add("empty pipeline   decode %.1f ms/token (%.3fx of none; for information)\n",
+        r.empty_pipeline_decode_ms_per_token,
+        r.empty_pipeline_decode_ms_per_token / std::max(r.decode_ms_per_token, 1e-9));
+  }
   add("memory           peak RSS %.2f GB, KV cache %.1f MB\n", r.peak_rss_bytes / 1e9,
       r.kv_bytes / 1e6);
   for (const auto& g : r.gemm) {

@@ -35,6 +35,7 @@ void add_forward_command(CLI::App& app) {
     const model::LoadOptions load = load_options(args->load);
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
     auto model = model::load_model(args->model, load);
+    methods.bind(pipeline::MethodContext(*model));
     model::ForwardOptions options;
     options.output_hidden_states = args->hidden;
     options.output_attentions = args->attentions;

@@ -52,6 +52,7 @@ void add_generate_command(CLI::App& app) {
     const model::LoadOptions load = load_options(args->load);
     const model::ForwardInputs inputs = model::read_forward_inputs(args->inputs);
     auto model = model::load_model(args->model, load);
+    methods.bind(pipeline::MethodContext(*model));
     auto config = generation_config(args->model, args->generation);
     generate::GenerateOptions options;
     if (!methods.empty()) options.hooks = &methods;

@@ -26,7 +26,6 @@
 #include "glimpse/methods/inspect/logit_lens.h"
 #include "glimpse/model/model.h"
 #include "glimpse/model/processor.h"
-#include "glimpse/models/clip/image_processing.h"
 #include "glimpse/text/tokenizer.h"
 
 namespace glimpse::cli {
@@ -113,7 +112,6 @@ void run_inspect(const InspectArgs& a) {
       }
     }
   }
-  const bool llava = model->architecture().find("Llava") != std::string::npos;
 
   // The request, and the pictures the heatmaps are drawn on (a video comes as its frames).
   const model::ProcessorRequest request = make_request(a.request);
@@ -149,7 +147,11 @@ void run_inspect(const InspectArgs& a) {
   options.layers = a.layers;
   options.heads = a.heads;
   options.query = query;
-  insp::AttentionMap attention(options);
+  auto owned = std::make_unique<insp::AttentionMap>(options);
+  insp::AttentionMap& attention = *owned;
+  pipeline::Pipeline methods;
+  methods.add(std::move(owned));
+  methods.bind(pipeline::MethodContext(*model, &*processor));
   const bool need_hidden = a.logit_lens.has_value() || a.save_hidden;
   model::ForwardOptions forward_options;
   forward_options.last_logits_only = true;
@@ -158,7 +160,7 @@ void run_inspect(const InspectArgs& a) {
   at::Tensor sequence = processed.inputs.input_ids;
   json generated;
   if (query.prefill()) {
-    forward_options.hooks = &attention;
+    forward_options.hooks = &methods;
     forward = model->forward(processed.inputs, forward_options);
   } else {
     auto config = generate::GenerationConfig::from_checkpoint(a.model);
@@ -166,7 +168,7 @@ void run_inspect(const InspectArgs& a) {
     config.do_sample = false;
     if (config.eos_token_ids.empty()) config.eos_token_ids = processor->eos_token_ids();
     generate::GenerateOptions options;
-    options.hooks = &attention;
+    options.hooks = &methods;
     const auto result = generate::generate(*model, processed.inputs, config, options);
     sequence = result.sequences;
     const auto ids = ids_of(result.new_tokens[0]);
@@ -206,8 +208,6 @@ void run_inspect(const InspectArgs& a) {
   files.per_head = a.png == "all";
   files.heatmap.alpha = a.alpha;
   if (a.smooth) files.heatmap.interpolation = insp::Interpolation::Bilinear;
-  std::optional<models::clip::ImageProcessorConfig> clip;
-  if (llava) clip = models::clip::ImageProcessor::from_pretrained(a.model).config();
   json media = json::array();
   std::size_t png_count = 0;
   for (const auto& m : maps) {
@@ -226,17 +226,15 @@ void run_inspect(const InspectArgs& a) {
     } else {
       pictures.push_back(request.images.at(static_cast<std::size_t>(m.index)));
     }
-    std::optional<insp::GridPlacement> placement;
-    if (clip) {
-      placement = insp::clip_grid_placement(pictures[0].width, pictures[0].height, *clip);
-    }
+    const insp::GridPlacement placement =
+        processor->grid_placement(pictures[0].width, pictures[0].height);
     std::vector<std::string> written;
     if (a.png != "none") {
       written = insp::write_heatmaps(a.out, m, attention.layers(), attention.heads(), pictures,
                                      placement, files);
     }
     png_count += written.size();
-    const insp::GridPlacement p = placement ? *placement : insp::GridPlacement::whole(pictures[0]);
+    const insp::GridPlacement& p = placement;
     const auto& sizes = is_video ? processed.video_sizes : processed.image_sizes;
     json entry = {{"name", m.name()},
                   {"kind", is_video ? "video" : "image"},

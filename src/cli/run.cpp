@@ -87,6 +87,8 @@ void add_run_command(CLI::App& app) {
     }
     // One prefill; N candidates fork its KV prefix and decode in one batch.
     generate::Session session(*model, methods.empty() ? nullptr : &methods);
+    // Bound without the session: it moves into the batch below.
+    methods.bind(pipeline::MethodContext(*model, processor.get()));
     t0 = Clock::now();
     session.prefill(processed.inputs);
     const double prefill_ms = ms(t0);

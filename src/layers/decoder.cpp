@@ -4,6 +4,7 @@
 
 #include "glimpse/core/error.h"
 #include "kernels/ops.h"
+#include "layers/probe.h"
 #include "layers/weights.h"
 
 namespace glimpse::layers {
@@ -49,10 +50,46 @@ at::Tensor Decoder::lm_head(const at::Tensor& hidden) const {
   return at::linear(hidden, lm_head_);
 }
 
+std::pair<at::Tensor, at::Tensor> Decoder::full_kv(std::int64_t layer, const model::KVView& kv,
+                                                   const model::KVCache* cache) const {
+  if (!kv.shared.empty()) return cache->get(layer);  // probes and edits are rare: a copy is fine
+  return {kv.keys, kv.values};
+}
+
+void Decoder::probe(const model::ProbeSite& site, const std::vector<model::ProbeRequest>& requests,
+                    const at::Tensor& q, const at::Tensor& keys, const at::Tensor& mask,
+                    model::ForwardHooks& hooks, model::HookStats& stats,
+                    const QueryRows& query_rows) const {
+  const std::int64_t s = q.size(2);
+  for (std::size_t j = 0; j < requests.size(); ++j) {
+    const model::ProbeRequest& request = requests[j];
+    model::AttentionProbe out;
+    out.layer = site.layer;
+    out.prefill = site.prefill;
+    out.stage = site.stage;
+    out.value = request.value;
+    out.over_rows = request.over_rows;
+    out.over_heads = request.over_heads;
+    out.rows = request.rows.resolve(s, "attention probe");
+    out.heads = request.heads;
+    if (out.heads.empty()) {
+      for (std::int64_t h = 0; h < config_.num_heads; ++h) out.heads.push_back(h);
+    }
+    out.query_length = s;
+    out.request = j;
+    const at::Tensor idx = at::tensor(out.rows, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor qr = query_rows ? query_rows(idx) : q.index_select(2, idx);
+    out.probs = attention_probe(qr, keys, mask.defined() ? mask.index_select(2, idx) : mask,
+                                request.heads, request);
+    ++stats.probes;
+    stats.probe_elements += out.probs.numel();
+    hooks.on_attention_probe(out);
+  }
+}
+
 at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at::Tensor& cos,
                               const at::Tensor& sin, const at::Tensor& mask, model::KVCache* cache,
-                              at::Tensor* probs_out, const model::ProbeRequest* probe,
-                              model::AttentionProbe* probe_out) const {
+                              at::Tensor* probs_out, const LayerHooks& hooks) const {
   const DecoderLayer& layer = layers_[index];
   const std::int64_t b = x.size(0), s = x.size(1), d = config_.head_dim;
   const std::int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads;
@@ -85,44 +122,58 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
     kv.keys = kh;
     kv.values = vh;
   }
-  const std::int64_t t = kv.length();
 
   // GQA without repeat_kv: query heads sharing a KV head are stacked along the row axis, which
   // gives the same dot products as the reference's repeated keys. Probabilities are materialised
   // only when asked for. A prefix shared by forks is read in place by every sequence.
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   at::Tensor probs;
-  const at::Tensor out =
-      kv.shared.empty() ? layers::attention(qh, kv.keys, kv.values, scale, mask, /*causal=*/true,
-                                            probs_out != nullptr ? &probs : nullptr)
-                        : layers::attention_shared(qh, kv.shared, kv.keys, kv.values, scale, mask,
-                                                   probs_out != nullptr ? &probs : nullptr);
+  at::Tensor out = kv.shared.empty()
+                       ? layers::attention(qh, kv.keys, kv.values, scale, mask, /*causal=*/true,
+                                           probs_out != nullptr ? &probs : nullptr)
+                       : layers::attention_shared(qh, kv.shared, kv.keys, kv.values, scale, mask,
+                                                  probs_out != nullptr ? &probs : nullptr);
   if (probs_out != nullptr) *probs_out = probs;
-  if (probe != nullptr) {
-    if (!kv.shared.empty())
-      kh = cache->get(index).first;  // probes are rare: a copy is fine
-    else
-      kh = kv.keys;
+  if (hooks.edits != nullptr && !hooks.edits->empty()) {
+    const auto [keys, values] = full_kv(index, kv, cache);
+    const std::string site = "blocks." + std::to_string(index) + ".attn";
+    apply_attention_edits(out, qh, keys, values, mask, *hooks.edits, site.c_str());
+    hooks.stats->edits += static_cast<std::int64_t>(hooks.edits->size());
+  }
+  if (hooks.probes != nullptr && !hooks.probes->empty()) {
     // The probed rows are recomputed from q and the cached keys, so that a method gets the rows
     // it asked for without the full map being kept.
-    const std::int64_t rep = heads / kv_heads;
-    std::vector<std::int64_t> rows =
-        probe->last_row ? std::vector<std::int64_t>{s - 1} : probe->rows;
-    for (const auto r : rows) {
-      if (r < 0 || r >= s)
-        throw InputError("attention probe: row " + std::to_string(r) + " outside [0, " +
-                         std::to_string(s) + ")");
-    }
-    const at::Tensor idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
-    const std::int64_t n = static_cast<std::int64_t>(rows.size());
-    const at::Tensor qr = qh.index_select(2, idx).reshape({b, kv_heads, rep * n, d});
-    at::Tensor sr = at::matmul(qr, kh.transpose(2, 3)).view({b, heads, n, t}) /
-                    std::sqrt(static_cast<double>(d));
-    if (mask.defined()) sr = sr + mask.index_select(2, idx);
-    probe_out->probs = at::softmax(sr, -1, at::kFloat);
-    probe_out->rows = rows;
+    const at::Tensor keys = full_kv(index, kv, cache).first;
+    probe(hooks.site, *hooks.probes, qh, keys, mask, *hooks.hooks, *hooks.stats, {});
   }
   return layer.o_proj(out.view({b, s, heads * d}));
+}
+
+void Decoder::probe_before_block(std::int64_t index, const at::Tensor& x, const at::Tensor& cos,
+                                 const at::Tensor& sin, const at::Tensor& mask,
+                                 const model::KVCache* cache,
+                                 const std::vector<model::ProbeRequest>& requests,
+                                 const model::ProbeSite& site, model::ForwardHooks& hooks,
+                                 model::HookStats& stats) const {
+  // The layer's own input norm, k projection and RoPE over the sequence entering it (PyramidDrop
+  // modeling_llama_pdrop.py:pdrop_rank_drop), queries only for the rows asked for.
+  const DecoderLayer& layer = layers_[index];
+  const std::int64_t b = x.size(0), s = x.size(1), d = config_.head_dim;
+  const at::Tensor h = layer.input_layernorm(x);
+  at::Tensor k = layer.k_proj(h).view({b, s, config_.num_kv_heads, d});
+  kernels::rope_(k, cos, sin);
+  at::Tensor keys = k.transpose(1, 2);
+  if (cache != nullptr && cache->length(index) > 0)
+    keys = at::cat({cache->get(index).first, keys}, 2);
+  const QueryRows rows = [&](const at::Tensor& idx) {
+    const std::int64_t n = idx.numel();
+    at::Tensor q = layer.q_proj(h.index_select(1, idx)).view({b, n, config_.num_heads, d});
+    kernels::rope_(q, cos.index_select(1, idx), sin.index_select(1, idx));
+    return q.transpose(1, 2);
+  };
+  // q is only used for its shape: [B, Hq, S, D] (no data is read).
+  const at::Tensor shape_only = at::empty({b, config_.num_heads, s, 0}, x.options());
+  probe(site, requests, shape_only, keys, mask, hooks, stats, rows);
 }
 
 DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Tensor query_mask,
@@ -131,26 +182,42 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
   DecoderOutput out;
   model::KVCache* cache = state ? state->cache.get() : nullptr;
   if (state && state->key_masks.size() != layers_.size()) state->key_masks.resize(layers_.size());
+  model::ForwardHooks* hooks = run.hooks != nullptr && run.hooks->active() ? run.hooks : nullptr;
+  auto keys_mask_of = [&](std::size_t i) {
+    return state && state->key_masks[i].defined() ? at::cat({state->key_masks[i], query_mask}, 1)
+                                                  : query_mask;
+  };
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const auto li = static_cast<std::int64_t>(i);
-    if (run.hooks) {
+    auto site = [i] { return "blocks." + std::to_string(i); };  // for errors
+    if (hooks) {
+      const model::ProbeSite before{li, run.prefill, model::ProbeStage::BeforeBlock};
+      const auto requests = hooks->probes(before);
+      if (!requests.empty()) {
+        const at::Tensor mask = causal_mask(keys_mask_of(i), x.size(1), x.scalar_type());
+        probe_before_block(li, x, cos, sin, mask, cache, requests, before, *hooks, out.stats);
+      }
       model::BlockPre pre;
       pre.layer = li;
       pre.prefill = run.prefill;
       pre.shape = &shape_;
       pre.hidden = x;
       pre.layout = &layout;
-      run.hooks->on_block_pre(pre);
-      if (pre.hidden.sizes() != x.sizes()) {
-        throw InputError("blocks." + std::to_string(i) +
-                         ".pre: a hook changed the hidden-state shape");
+      hooks->on_block_pre(pre);
+      const at::Tensor keep = pre.keep.defined()
+                                  ? model::checked_keep(pre.keep, x.size(1), site() + ".pre")
+                                  : at::Tensor();
+      const bool already_kept = keep.defined() && pre.hidden.defined() && pre.hidden.dim() == 3 &&
+                                pre.hidden.size(1) == keep.numel();
+      if (!pre.hidden.defined() || pre.hidden.dim() != 3 || pre.hidden.size(0) != x.size(0) ||
+          pre.hidden.size(2) != x.size(2) || (pre.hidden.size(1) != x.size(1) && !already_kept)) {
+        throw InputError(site() + ".pre: a hook changed the hidden-state shape");
       }
       x = pre.hidden;
-      if (pre.keep.defined()) {
+      if (keep.defined()) {
         // Keep rows of the hidden states, rotary tables, mask and layout together: positions stay
         // the original ones.
-        const at::Tensor keep = pre.keep.to(at::kLong);
-        x = x.index_select(1, keep);
+        if (!already_kept) x = x.index_select(1, keep);
         cos = cos.index_select(1, keep);
         sin = sin.index_select(1, keep);
         query_mask = query_mask.index_select(1, keep);
@@ -159,47 +226,90 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
     }
     if (run.output_hidden_states) out.hidden_states.push_back(x);
     const std::int64_t s = x.size(1);
-    at::Tensor keys_mask = query_mask;
-    if (state && state->key_masks[i].defined())
-      keys_mask = at::cat({state->key_masks[i], query_mask}, 1);
+    const at::Tensor keys_mask = keys_mask_of(i);
     const at::Tensor mask = causal_mask(keys_mask, s, x.scalar_type());
-    std::optional<model::ProbeRequest> probe;
-    if (run.hooks) probe = run.hooks->probe(li, run.prefill);
-    model::AttentionProbe probe_out;
+    LayerHooks lh;
+    std::vector<model::ProbeRequest> requests;
+    model::AttentionSite attn;
+    if (hooks) {
+      lh.site = {li, run.prefill, model::ProbeStage::Attention};
+      requests = hooks->probes(lh.site);
+      attn.layer = li;
+      attn.prefill = run.prefill;
+      attn.shape = &shape_;
+      attn.layout = &layout;
+      attn.query_length = s;
+      attn.key_length = keys_mask.size(1);
+      hooks->on_attention(attn);
+      lh.hooks = hooks;
+      lh.probes = &requests;
+      lh.edits = &attn.edits;
+      lh.stats = &out.stats;
+    }
     const DecoderLayer& layer = layers_[i];
     at::Tensor probs;
     x = x + attention(li, layer.input_layernorm(x), cos, sin, mask, cache,
-                      run.output_attentions ? &probs : nullptr, probe ? &*probe : nullptr,
-                      &probe_out);
+                      run.output_attentions ? &probs : nullptr, lh);
     if (state) state->key_masks[i] = keys_mask;
-    if (probe) {
-      probe_out.layer = li;
-      probe_out.prefill = run.prefill;
-      run.hooks->on_attention_probe(probe_out);
-    }
     if (run.output_attentions) out.attentions.push_back(probs);
     const at::Tensor h = layer.post_attention_layernorm(x);
     at::Tensor mlp = gated_mlp(layer.gate_proj, layer.up_proj, layer.down_proj, h, config_.act);
-    if (run.hooks) {
-      model::MlpSite site{li, run.prefill, h, mlp};
-      run.hooks->on_mlp(site);
-      if (!site.output.defined() || site.output.sizes() != mlp.sizes()) {
-        throw InputError("blocks." + std::to_string(i) + ".mlp: a hook changed the output shape");
+    if (hooks) {
+      model::MlpSite mlp_site{li, run.prefill, h, mlp};
+      hooks->on_mlp(mlp_site);
+      if (!mlp_site.output.defined() || mlp_site.output.sizes() != mlp.sizes()) {
+        throw InputError(site() + ".mlp: a hook changed the output shape");
       }
-      mlp = site.output;
+      mlp = mlp_site.output;
     }
     x = x + mlp;
-    if (run.hooks) run.hooks->on_block_post(li, x, run.prefill);
+    if (hooks) {
+      model::BlockPost post{li, run.prefill, &shape_, x, &layout, false};
+      hooks->on_block_post(post);
+      if (!post.hidden.defined() || post.hidden.sizes() != x.sizes()) {
+        throw InputError(site() + ".post: a hook changed the hidden-state shape");
+      }
+      x = post.hidden;
+      if (post.exit && i + 1 < layers_.size()) {
+        exit_after(li, x, cos, sin, query_mask, state, run, out);
+        break;
+      }
+    }
   }
-  if (run.hooks && state) {
+  if (hooks && state) {
     model::KvSite kv{run.prefill, state, &shape_, &layout};
-    run.hooks->on_kv(kv);
+    hooks->on_kv(kv);
   }
   out.prenorm = x;
   out.last_hidden_state = norm_(x);
   if (run.output_hidden_states) out.hidden_states.push_back(out.last_hidden_state);
   out.layout = std::move(layout);
   return out;
+}
+
+void Decoder::exit_after(std::int64_t exit_layer, const at::Tensor& x, const at::Tensor& cos,
+                         const at::Tensor& sin, const at::Tensor& query_mask,
+                         model::DecodeState* state, const DecoderRun& run,
+                         DecoderOutput& out) const {
+  out.stats.exit_layer = exit_layer;
+  const std::int64_t b = x.size(0), s = x.size(1), d = config_.head_dim;
+  for (auto j = static_cast<std::size_t>(exit_layer + 1); j < layers_.size(); ++j) {
+    // The residual stream stays the exit's for the layers skipped.
+    if (run.output_hidden_states) out.hidden_states.push_back(x);
+    if (run.output_attentions) out.attentions.emplace_back();
+    if (state == nullptr) continue;
+    // Later tokens attend to these layers' keys: fill them from the layer's own k/v projections
+    // of the exit hidden state (the state propagation of early-exit decoders).
+    const DecoderLayer& layer = layers_[j];
+    const at::Tensor h = layer.input_layernorm(x);
+    at::Tensor k = layer.k_proj(h).view({b, s, config_.num_kv_heads, d});
+    const at::Tensor v = layer.v_proj(h).view({b, s, config_.num_kv_heads, d});
+    kernels::rope_(k, cos, sin);
+    state->cache->append(static_cast<std::int64_t>(j), k.transpose(1, 2), v.transpose(1, 2));
+    state->key_masks[j] =
+        state->key_masks[j].defined() ? at::cat({state->key_masks[j], query_mask}, 1) : query_mask;
+    out.stats.exit_fill_flops += shape_.kv_fill_flops(b * s);
+  }
 }
 
 model::ForwardOutput Decoder::forward(const at::Tensor& x, const at::Tensor& cos,
@@ -217,6 +327,7 @@ model::ForwardOutput Decoder::forward(const at::Tensor& x, const at::Tensor& cos
   DecoderOutput dec = run(x, cos, sin, attention_mask, std::move(layout), state, r);
   const std::int64_t kept = dec.last_hidden_state.size(1);
   out.last_hidden = dec.last_hidden_state.narrow(1, kept - 1, 1);
+  out.hook_stats = dec.stats;
   out.logits = lm_head(options.last_logits_only ? dec.last_hidden_state.narrow(1, kept - 1, 1)
                                                 : dec.last_hidden_state);
   if (options.hooks) options.hooks->on_logits(out.logits, prefill);

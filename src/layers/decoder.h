@@ -6,7 +6,9 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "glimpse/model/hooks.h"
@@ -53,6 +55,7 @@ struct DecoderOutput {
   std::vector<at::Tensor> hidden_states;  // L+1 with output_hidden_states
   std::vector<at::Tensor> attentions;     // L with output_attentions
   model::TokenLayout layout;              // after any pruning
+  model::HookStats stats;
 };
 
 class Decoder {
@@ -83,10 +86,39 @@ class Decoder {
   const model::DecoderShape& shape() const { return shape_; }
 
  private:
+  // What a layer's attention does for the hooks: probes to compute and edits to apply.
+  struct LayerHooks {
+    model::ForwardHooks* hooks = nullptr;
+    model::ProbeSite site;
+    const std::vector<model::ProbeRequest>* probes = nullptr;
+    const std::vector<model::AttentionEdit>* edits = nullptr;
+    model::HookStats* stats = nullptr;
+  };
+  // The queries [B, Hq, n, D] of the rows `idx` (when the probe computes them itself).
+  using QueryRows = std::function<at::Tensor(const at::Tensor& idx)>;
+
   at::Tensor attention(std::int64_t layer, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const at::Tensor& mask, model::KVCache* cache,
-                       at::Tensor* probs_out, const model::ProbeRequest* probe,
-                       model::AttentionProbe* probe_out) const;
+                       at::Tensor* probs_out, const LayerHooks& hooks) const;
+  // Keys and values [B, Hkv, T, D] of a layer after its append (the shared prefix copied in).
+  std::pair<at::Tensor, at::Tensor> full_kv(std::int64_t layer, const model::KVView& kv,
+                                            const model::KVCache* cache) const;
+  // Computes `requests` over queries q [B, Hq, S, D] (or query_rows) and delivers them.
+  void probe(const model::ProbeSite& site, const std::vector<model::ProbeRequest>& requests,
+             const at::Tensor& q, const at::Tensor& keys, const at::Tensor& mask,
+             model::ForwardHooks& hooks, model::HookStats& stats,
+             const QueryRows& query_rows) const;
+  // Probes of stage BeforeBlock: layer `layer`'s weights on the sequence entering it.
+  void probe_before_block(std::int64_t layer, const at::Tensor& x, const at::Tensor& cos,
+                          const at::Tensor& sin, const at::Tensor& mask,
+                          const model::KVCache* cache,
+                          const std::vector<model::ProbeRequest>& requests,
+                          const model::ProbeSite& site, model::ForwardHooks& hooks,
+                          model::HookStats& stats) const;
+  // An exit after `exit_layer`: the skipped layers' outputs and, with a cache, their K/V.
+  void exit_after(std::int64_t exit_layer, const at::Tensor& x, const at::Tensor& cos,
+                  const at::Tensor& sin, const at::Tensor& query_mask, model::DecodeState* state,
+                  const DecoderRun& run, DecoderOutput& out) const;
 
   DecoderConfig config_;
   model::DecoderShape shape_;

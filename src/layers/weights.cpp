@@ -83,13 +83,16 @@ at::Tensor WeightLoader::get_as(const std::string& name, c10::ScalarType dtype,
   used_.insert(*actual);
   // Resident: one pass from the mapping (zero-copy view in the stored dtype) into the arena,
   // converting on the way.
+  at::Tensor out;
   if (arena_) {
     const at::Tensor stored = core::load_tensor(checkpoint_, *actual);
-    at::Tensor out = arena_->copy(stored, dtype);
+    out = arena_->copy(stored, dtype);
     if (core::shares_mapping(stored, checkpoint_.file_of(*actual))) release_mapped_pages(stored);
-    return out;
+  } else {
+    out = core::load_tensor(checkpoint_, *actual, dtype);
   }
-  return core::load_tensor(checkpoint_, *actual, dtype);
+  bound_[name] = out;
+  return out;
 }
 
 std::vector<std::string> WeightLoader::unused() const {

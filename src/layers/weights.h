@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -32,6 +33,8 @@ class WeightLoader {
   // Same, in the stored dtype converted to `dtype`.
   at::Tensor get_as(const std::string& name, c10::ScalarType dtype, at::IntArrayRef shape = {});
 
+  // Every tensor handed out so far, by the name it was asked for (the model's state-dict names).
+  const std::map<std::string, at::Tensor>& bound() const { return bound_; }
   // Names in the checkpoint that nothing asked for (a sign of a misread architecture).
   std::vector<std::string> unused() const;
   const std::string& path() const { return checkpoint_.path(); }
@@ -46,6 +49,7 @@ class WeightLoader {
   std::vector<std::pair<std::string, std::string>> aliases_;
   std::vector<std::string> names_;
   std::set<std::string> used_;
+  std::map<std::string, at::Tensor> bound_;
 };
 
 }  // namespace glimpse::layers

@@ -1,14 +1,21 @@
-#include "methods/register.h"
-
+// The built-in methods: one registration line each. The registry is defined here, on the
+// methods' side, so that the pipeline depends on no method.
 #include "glimpse/methods/inspect/attention_map.h"
+#include "glimpse/methods/inspect/logit_lens_method.h"
 #include "glimpse/pipeline/pipeline.h"
 #include "methods/prune/fastv.h"
 
-namespace glimpse::methods {
+namespace glimpse::pipeline {
 
-void register_builtin_methods(pipeline::MethodRegistry& registry) {
-  registry.add("fastv", &prune::FastV::create);
-  registry.add("attention_map", &inspect::AttentionMap::create);
+MethodRegistry& MethodRegistry::instance() {
+  static MethodRegistry* registry = [] {
+    auto* r = new MethodRegistry();
+    r->add("fastv", &methods::prune::FastV::create);
+    r->add("attention_map", &methods::inspect::AttentionMap::create);
+    r->add("logit_lens", &methods::inspect::LogitLens::create);
+    return r;
+  }();
+  return *registry;
 }
 
-}  // namespace glimpse::methods
+}  // namespace glimpse::pipeline

@@ -11,9 +11,8 @@
 #include "glimpse/core/config.h"
 #include "glimpse/core/error.h"
 #include "glimpse/generate/generator.h"
+#include "glimpse/model/registry.h"
 #include "glimpse/text/tokenizer.h"
-#include "models/llava/processor.h"
-#include "models/qwen2_vl/processor.h"
 
 namespace glimpse::model {
 namespace {
@@ -99,34 +98,22 @@ Processor::Processor(const std::string& dir) {
   }
 }
 
+GridPlacement GridPlacement::whole(const vision::Image& picture) {
+  return {0, 0, static_cast<double>(picture.width), static_cast<double>(picture.height)};
+}
+
+GridPlacement Processor::grid_placement(int width, int height) const {
+  return {0, 0, static_cast<double>(width), static_cast<double>(height)};
+}
+
 std::unique_ptr<Processor> Processor::load(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw InputError("'" + dir + "': not a checkpoint folder");
-  const std::string config_path = (fs::path(dir) / "config.json").string();
-  const auto config = core::Config::load(config_path);
-  // Keys as the ModelRegistry's: architectures[0] first, then model_type.
-  std::vector<std::string> keys;
-  if (config.has("architectures")) {
-    const auto archs = config.get_string_list("architectures");
-    if (!archs.empty()) keys.push_back(archs[0]);
+  std::string config_path;
+  const ModelEntry& entry = ModelRegistry::instance().entry_for(dir, &config_path);
+  if (!entry.processor) {
+    throw UnsupportedError(config_path +
+                           ": this model has no processor (a text-only model takes token ids)");
   }
-  if (config.has("model_type")) keys.push_back(config.get_string("model_type"));
-  if (keys.empty()) {
-    throw ConfigError(config_path + ": neither 'architectures' nor 'model_type' is set");
-  }
-  for (const auto& key : keys) {
-    if (key == "Qwen2VLForConditionalGeneration" || key == "Qwen2_5_VLForConditionalGeneration" ||
-        key == "qwen2_vl" || key == "qwen2_5_vl") {
-      return std::make_unique<models::qwen2_vl::Qwen2VLProcessor>(dir);
-    }
-    if (key == "LlavaForConditionalGeneration" || key == "llava") {
-      return std::make_unique<models::llava::LlavaProcessor>(dir);
-    }
-  }
-  throw UnsupportedError(config_path + ": no processor for model '" + keys.front() +
-                         "' (known: LlavaForConditionalGeneration, "
-                         "Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration, "
-                         "llava, qwen2_5_vl, qwen2_vl)");
+  return entry.processor(dir);
 }
 
 std::string Processor::render(const ProcessorRequest& request, const std::string& image_token,

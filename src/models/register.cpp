@@ -1,16 +1,21 @@
-#include "models/register.h"
-
+// The built-in model families: one registration line each. The registry is defined here, on the
+// models' side, so that model/registry.cpp depends on no family.
 #include "glimpse/model/registry.h"
 #include "models/llama/modeling.h"
 #include "models/llava/modeling.h"
 #include "models/qwen2_vl/modeling.h"
 
-namespace glimpse::models {
+namespace glimpse::model {
 
-void register_builtin_models(model::ModelRegistry& registry) {
-  qwen2_vl::register_models(registry);
-  llava::register_models(registry);
-  llama::register_models(registry);
+ModelRegistry& ModelRegistry::instance() {
+  static ModelRegistry* registry = [] {
+    auto* r = new ModelRegistry();
+    models::qwen2_vl::register_models(*r);
+    models::llava::register_models(*r);
+    models::llama::register_models(*r);
+    return r;
+  }();
+  return *registry;
 }
 
-}  // namespace glimpse::models
+}  // namespace glimpse::model

@@ -5,22 +5,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "glimpse/core/error.h"
-#include "methods/register.h"
 
 namespace glimpse::pipeline {
-
-MethodRegistry& MethodRegistry::instance() {
-  static MethodRegistry* registry = [] {
-    auto* r = new MethodRegistry();
-    methods::register_builtin_methods(*r);
-    return r;
-  }();
-  return *registry;
-}
 
 void MethodRegistry::add(const std::string& type, MethodFactory factory) {
   if (find(type) != nullptr) throw Error("method registry: '" + type + "' registered twice");
@@ -89,19 +80,102 @@ Report Pipeline::report() const {
   return r;
 }
 
-std::optional<model::ProbeRequest> Pipeline::probe(std::int64_t layer, bool prefill) {
-  std::optional<model::ProbeRequest> merged;
-  for (const auto& m : methods_) {
-    auto req = m->probe(layer, prefill);
-    if (!req) continue;
-    if (!merged) {
-      merged = std::move(req);
-    } else if (merged->last_row != req->last_row || merged->rows != req->rows) {
-      throw UnsupportedError("two methods ask for different attention probe rows at layer " +
-                             std::to_string(layer));
+void Pipeline::add(std::unique_ptr<Method> method) {
+  methods_.push_back(method.get());
+  owned_.push_back(std::move(method));
+}
+
+void Pipeline::bind(const MethodContext& context) {
+  for (const auto& m : methods_) m->bind(context);
+}
+
+namespace {
+
+std::vector<std::int64_t> sorted_union(const std::vector<std::int64_t>& a,
+                                       const std::vector<std::int64_t>& b) {
+  std::vector<std::int64_t> out;
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// Positions of `wanted` (increasing) within `have` (increasing, a superset).
+std::vector<std::int64_t> positions(const std::vector<std::int64_t>& wanted,
+                                    const std::vector<std::int64_t>& have) {
+  std::vector<std::int64_t> out;
+  out.reserve(wanted.size());
+  for (const auto w : wanted) {
+    const auto it = std::lower_bound(have.begin(), have.end(), w);
+    if (it == have.end() || *it != w)
+      throw Error("pipeline: a probe lacks a requested row or head");
+    out.push_back(static_cast<std::int64_t>(it - have.begin()));
+  }
+  return out;
+}
+
+bool plain(const model::ProbeRequest& r) {
+  return r.over_rows == model::ProbeReduce::None && r.over_heads == model::ProbeReduce::None;
+}
+
+}  // namespace
+
+std::vector<model::ProbeRequest> Pipeline::probes(const model::ProbeSite& site) {
+  asked_.clear();
+  std::vector<model::ProbeRequest> merged;
+  for (std::size_t i = 0; i < methods_.size(); ++i) {
+    auto request = methods_[i]->probe(site);
+    if (!request) continue;
+    auto heads = request->heads;
+    std::sort(heads.begin(), heads.end());
+    request->heads = heads;
+    Asked asked{i, *request, merged.size()};
+    for (std::size_t j = 0; j < merged.size(); ++j) {
+      model::ProbeRequest& m = merged[j];
+      if (!m.same_shape_as(*request)) continue;
+      if (plain(*request)) {
+        // Unreduced rows merge into their union; each method gets its rows back.
+        m.rows.last = std::max(m.rows.last, request->rows.last);
+        m.rows.all = m.rows.all || request->rows.all;
+        auto mine = request->rows.indices;
+        std::sort(mine.begin(), mine.end());
+        m.rows.indices = sorted_union(m.rows.indices, mine);
+        m.heads = m.heads.empty() || request->heads.empty() ? std::vector<std::int64_t>{}
+                                                            : sorted_union(m.heads, request->heads);
+      } else if (!(m.rows == request->rows && m.heads == request->heads)) {
+        continue;  // a reduction over other rows or heads is its own computation
+      }
+      asked.merged = j;
+      break;
     }
+    if (asked.merged == merged.size()) merged.push_back(*request);
+    asked_.push_back(std::move(asked));
   }
   return merged;
+}
+
+void Pipeline::on_attention_probe(const model::AttentionProbe& probe) {
+  for (const auto& asked : asked_) {
+    if (asked.merged != probe.request) continue;
+    Method& method = *methods_[asked.method];
+    if (!plain(asked.request)) {
+      method.on_attention_probe(probe);
+      continue;
+    }
+    // This method's own rows and heads out of the merged probe.
+    const auto rows = asked.request.rows.resolve(probe.query_length, "attention probe");
+    const auto& heads = asked.request.heads.empty() ? probe.heads : asked.request.heads;
+    if (rows == probe.rows && heads == probe.heads) {
+      method.on_attention_probe(probe);
+      continue;
+    }
+    model::AttentionProbe own = probe;
+    const auto i64 = at::TensorOptions().dtype(at::kLong);
+    own.probs = probe.probs.index_select(2, at::tensor(positions(rows, probe.rows), i64))
+                    .index_select(1, at::tensor(positions(heads, probe.heads), i64));
+    own.rows = rows;
+    own.heads = heads;
+    method.on_attention_probe(own);
+  }
 }
 
 void Pipeline::on_vision_out(model::VisionOut& vision) {
@@ -109,25 +183,38 @@ void Pipeline::on_vision_out(model::VisionOut& vision) {
 }
 
 void Pipeline::on_block_pre(model::BlockPre& block) {
+  // Every method runs, in order; each sees the sequence the ones before it kept.
+  model::TokenLayout layout = block.layout != nullptr ? *block.layout : model::TokenLayout{};
+  model::BlockPre current = block;
+  current.layout = &layout;
+  at::Tensor keep;  // composed: indices into the sequence that entered the site
   for (const auto& m : methods_) {
-    m->on_block_pre(block);
-    if (block.keep.defined() && &m != &methods_.back()) {
-      // Later methods see the pruned sequence only from the next layer on.
-      break;
-    }
+    current.keep = at::Tensor();
+    m->on_block_pre(current);
+    if (!current.keep.defined()) continue;
+    const std::int64_t s = layout.defined() ? layout.length() : current.hidden.size(1);
+    const at::Tensor k = model::checked_keep(
+        current.keep, s, "blocks." + std::to_string(block.layer) + ".pre: " + m->type());
+    if (current.hidden.size(1) == s && k.numel() != s)
+      current.hidden = current.hidden.index_select(1, k);
+    if (layout.defined()) layout = layout.select(k);
+    keep = keep.defined() ? keep.index_select(0, k) : k;
   }
+  block.hidden = current.hidden;
+  block.keep = keep;
 }
 
-void Pipeline::on_attention_probe(const model::AttentionProbe& probe) {
-  for (const auto& m : methods_) m->on_attention_probe(probe);
+void Pipeline::on_attention(model::AttentionSite& site) {
+  for (const auto& m : methods_) m->on_attention(site);
 }
 
 void Pipeline::on_mlp(model::MlpSite& mlp) {
   for (const auto& m : methods_) m->on_mlp(mlp);
 }
 
-void Pipeline::on_block_post(std::int64_t layer, const at::Tensor& hidden, bool prefill) {
-  for (const auto& m : methods_) m->on_block_post(layer, hidden, prefill);
+void Pipeline::on_block_post(model::BlockPost& block) {
+  // A method that exits ends the layer for the methods after it too; they still see the site.
+  for (const auto& m : methods_) m->on_block_post(block);
 }
 
 void Pipeline::on_kv(model::KvSite& kv) {

@@ -97,6 +97,10 @@ struct BenchResult {
   double end_to_end_prefill_ms = 0;
   double decode_ms_per_token = 0, decode_tokens_per_s = 0;
   std::vector<double> prefill_ms_runs, end_to_end_prefill_ms_runs, vision_ms_runs, decode_ms_runs;
+  // Decode through an empty Pipeline (the engine skips inactive hooks), for information: within
+  // noise of the plain decode above.
+  double empty_pipeline_decode_ms_per_token = 0;
+  std::vector<double> empty_pipeline_decode_ms_runs;
   // Memory
   std::int64_t peak_rss_bytes = 0, kv_bytes = 0;
   // Work

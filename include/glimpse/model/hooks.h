@@ -2,14 +2,19 @@
 
 // Hook sites of the forward pass (DESIGN.md section 4). A ForwardHooks object (usually a
 // Pipeline) is passed in ForwardOptions; the engine calls it at the named sites and computes
-// attention probes only for the layers and query rows it asks for, leaving the main attention on
-// its fast path.
+// attention probes only for the layers, query rows and heads it asks for, leaving the main
+// attention on its fast path.
 //
 //   vision.out       on_vision_out: read or replace the vision features before they enter the LLM
-//   blocks.{i}.pre   on_block_pre: read or replace the hidden states; keep a subset of tokens
-//   blocks.{i}.attn  on_attention_probe: probed rows softmax(q_rows K^T / sqrt(d)) after RoPE
+//   blocks.{i}.pre   on_block_pre: read or replace the hidden states; keep a subset of tokens.
+//                    Probes of stage BeforeBlock arrive just before it (layer i's weights on the
+//                    sequence entering the layer, before anyone keeps a subset).
+//   blocks.{i}.attn  on_attention: scale or mask the attention of chosen heads and rows (edits);
+//                    probes of stage Attention: probed rows of q K^T / sqrt(d) (+ mask) after
+//                    RoPE and the cache update, as scores or softmax probabilities, optionally
+//                    reduced over rows and/or heads while they are computed
 //   blocks.{i}.mlp   on_mlp: read the MLP input, read or replace its output
-//   blocks.{i}.post  on_block_post: read the layer output
+//   blocks.{i}.post  on_block_post: read or replace the layer output; stop the pass (an exit)
 //   kv.after_prefill on_kv (prefill): read or shorten each layer's cache once per prefill
 //   kv.decode_step   on_kv (decode): the same after every decode step (eviction)
 //   logits           on_logits: rewrite the logits before sampling
@@ -21,6 +26,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "glimpse/model/token_layout.h"
@@ -37,16 +43,115 @@ struct DecoderShape {
   // Multiply-add FLOPs (x2) of one decoder layer over `tokens` new tokens attending to `keys`
   // keys: the projections and MLP, plus QK^T and PV.
   double layer_flops(std::int64_t tokens, std::int64_t keys) const;
+  // FLOPs of filling one skipped layer's K/V for `tokens` tokens after an exit: the k and v
+  // projections of the exit hidden state.
+  double kv_fill_flops(std::int64_t tokens) const;
+};
+
+// Query rows of a probe or an edit, as indices into the sequence a layer sees (the same for every
+// sequence of a batch; prompts are left-padded, so the last rows line up).
+struct RowSelection {
+  std::int64_t last = 0;              // the last `last` rows (clipped to the sequence)
+  std::vector<std::int64_t> indices;  // and these explicit rows
+  bool all = false;                   // every row
+
+  static RowSelection last_row() { return {1, {}, false}; }
+  static RowSelection every_row() { return {0, {}, true}; }
+  bool operator==(const RowSelection& o) const {
+    return last == o.last && indices == o.indices && all == o.all;
+  }
+  // The rows of a sequence of `length`, increasing and unique. Throws InputError naming `site`
+  // when an explicit row is outside [0, length).
+  std::vector<std::int64_t> resolve(std::int64_t length, const char* site) const;
+};
+
+enum class ProbeStage : std::int8_t {
+  Attention,    // blocks.{i}.attn: the layer's own attention, over the tokens it keeps
+  BeforeBlock,  // just before blocks.{i}.pre: layer i's input norm, q/k projections and RoPE on
+                // the sequence entering the layer (PyramidDrop's ranking at a stage boundary)
+};
+
+enum class ProbeValue : std::int8_t {
+  Probs,   // softmax(q K^T / sqrt(d) + mask) in fp32: the rows of the eager attention
+  Scores,  // q K^T / sqrt(d) + mask before the softmax, fp32 (SparseVLM's raters)
+};
+
+enum class ProbeReduce : std::int8_t { None, Sum, Mean };
+
+// Where a probe is asked for.
+struct ProbeSite {
+  std::int64_t layer = 0;
+  bool prefill = false;
+  ProbeStage stage = ProbeStage::Attention;
+};
+
+struct ProbeRequest {
+  RowSelection rows = RowSelection::last_row();
+  std::vector<std::int64_t> heads;  // query heads, increasing; empty: all
+  ProbeValue value = ProbeValue::Probs;
+  // Reductions done while the rows are computed (in blocks of rows), so that nothing larger than
+  // the result is materialised: H2O's accumulated attention, SnapKV's window, VisionZip's mean.
+  ProbeReduce over_rows = ProbeReduce::None, over_heads = ProbeReduce::None;
+
+  bool same_shape_as(const ProbeRequest& o) const {
+    return value == o.value && over_rows == o.over_rows && over_heads == o.over_heads;
+  }
+};
+
+struct AttentionProbe {
+  std::int64_t layer = 0;
+  bool prefill = false;
+  ProbeStage stage = ProbeStage::Attention;
+  ProbeValue value = ProbeValue::Probs;
+  ProbeReduce over_rows = ProbeReduce::None, over_heads = ProbeReduce::None;
+  // [B, heads, rows, keys] fp32; the heads axis is 1 when reduced over heads, the rows axis 1
+  // when reduced over rows. Keys are the cached ones first, then this pass's `query_length`.
+  at::Tensor probs;
+  std::vector<std::int64_t> rows;   // the query rows (reduced over, when over_rows != None)
+  std::vector<std::int64_t> heads;  // the query heads (likewise)
+  std::int64_t query_length = 0;    // tokens of this pass at this layer
+  std::size_t request = 0;          // which of the requests of ForwardHooks::probes it answers
 };
 
 struct BlockPre {
   std::int64_t layer = 0;
   bool prefill = false;  // true for the first (cached or uncached) pass over a prompt
   const DecoderShape* shape = nullptr;
-  at::Tensor hidden;  // [B, S, H], replaceable (same shape)
+  // [B, S, H], replaceable. With `keep` set it may be either the full sequence (the engine then
+  // selects the kept rows) or already the kept rows [B, S', H].
+  at::Tensor hidden;
   const TokenLayout* layout = nullptr;
   // Set to increasing token indices [S'] to keep only those rows from this layer on.
   at::Tensor keep;
+};
+
+// `keep` as int64 after checking that it holds increasing indices into `length` tokens; throws
+// InputError naming `site` otherwise.
+at::Tensor checked_keep(const at::Tensor& keep, std::int64_t length, const std::string& site);
+
+// blocks.{i}.attn: called before the layer's attention. Edits change the attention of chosen
+// heads and query rows; the rows and heads no edit names stay on the fast path.
+struct AttentionEdit {
+  enum class Op : std::int8_t {
+    ScaleOutput,  // multiply the heads' attention output (before o_proj) by `value`
+    ScaleScores,  // multiply the scaled scores q.k/sqrt(d) of the chosen keys by `value`
+    AddScores,    // add `value` to those scores (-inf masks the keys)
+    SetScores,    // set those scores to `value` after the mask is added (visual-head `maskout`)
+  };
+  Op op = Op::ScaleOutput;
+  double value = 1.0;
+  std::vector<std::int64_t> heads;                // query heads; empty: all
+  RowSelection rows = RowSelection::every_row();  // query rows of this pass
+  at::Tensor keys;  // [B, keys] bool over the cached then current keys; undefined: all keys
+};
+
+struct AttentionSite {
+  std::int64_t layer = 0;
+  bool prefill = false;
+  const DecoderShape* shape = nullptr;
+  const TokenLayout* layout = nullptr;  // of this pass's tokens at this layer
+  std::int64_t query_length = 0, key_length = 0;
+  std::vector<AttentionEdit> edits;  // appended to by methods
 };
 
 // vision.out: the features of the vision tower (and projector) in placeholder order, one row per
@@ -66,6 +171,19 @@ struct MlpSite {
   at::Tensor output;
 };
 
+// blocks.{i}.post: the layer's output [B, S, H] (the residual stream), replaceable with the same
+// shape. Setting `exit` stops the pass after this layer: the final norm and LM head read this
+// hidden state; with a cache, the layers skipped get the K/V of their k/v projections of it (as
+// early-exit methods do), which ForwardOutput counts.
+struct BlockPost {
+  std::int64_t layer = 0;
+  bool prefill = false;
+  const DecoderShape* shape = nullptr;
+  at::Tensor hidden;
+  const TokenLayout* layout = nullptr;
+  bool exit = false;
+};
+
 // kv.after_prefill (prefill = true) and kv.decode_step: after a cached pass. A method may read
 // the keys and values of each layer (DecodeState::cache) and keep a subset with
 // DecodeState::keep_keys, which shortens that layer's cache and key mask together.
@@ -76,31 +194,31 @@ struct KvSite {
   const TokenLayout* layout = nullptr;  // of this pass's tokens at the last layer
 };
 
-struct ProbeRequest {
-  // Query rows of the probe: the last token, or explicit indices of the current sequence.
-  bool last_row = true;
-  std::vector<std::int64_t> rows;
-};
-
-struct AttentionProbe {
-  std::int64_t layer = 0;
-  bool prefill = false;
-  at::Tensor probs;  // [B, heads, rows, keys] fp32
-  std::vector<std::int64_t> rows;
+// What the hooks made the engine do in one pass (counted, so that tests can show that an unused
+// site costs nothing).
+struct HookStats {
+  std::int64_t probes = 0;          // probe tensors computed
+  std::int64_t probe_elements = 0;  // their elements
+  std::int64_t edits = 0;           // attention edits applied
+  std::int64_t exit_layer = -1;     // the layer after which the pass stopped; -1: none
+  double exit_fill_flops = 0;       // K/V filled for the layers an exit skipped
 };
 
 class ForwardHooks {
  public:
   virtual ~ForwardHooks() = default;
-  // The probe wanted at layer `layer` in this pass, if any (asked once per layer and pass).
-  virtual std::optional<ProbeRequest> probe(std::int64_t layer, bool prefill) {
-    return std::nullopt;
-  }
+  // False when nothing would happen at any site (an empty pipeline): the engine then runs the
+  // plain forward.
+  virtual bool active() const { return true; }
+  // The probes wanted at a site (asked once per layer, stage and pass); each result comes back
+  // through on_attention_probe with `request` set to its index here.
+  virtual std::vector<ProbeRequest> probes(const ProbeSite& site) { return {}; }
   virtual void on_vision_out(VisionOut& vision) {}
   virtual void on_block_pre(BlockPre& block) {}
+  virtual void on_attention(AttentionSite& site) {}
   virtual void on_attention_probe(const AttentionProbe& probe) {}
   virtual void on_mlp(MlpSite& mlp) {}
-  virtual void on_block_post(std::int64_t layer, const at::Tensor& hidden, bool prefill) {}
+  virtual void on_block_post(BlockPost& block) {}
   virtual void on_kv(KvSite& kv) {}
   virtual void on_logits(at::Tensor& logits, bool prefill) {}
 };

@@ -6,7 +6,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +58,20 @@ struct MediaEmbeds {
   at::Tensor image_embeds, video_embeds;
 };
 
+// One image of random pixels in the shapes a family's processor makes, for benchmarks and tests
+// (Model::synthetic_image).
+struct SyntheticImageRequest {
+  std::int64_t width = 0, height = 0;  // a picture size; 0 x 0: use visual_tokens
+  std::int64_t visual_tokens = -1;     // LLM tokens wanted; -1: the family's default
+};
+
+struct SyntheticImage {
+  at::Tensor placeholder_ids;  // [n] int64: the ids one image takes in a prompt, markers included
+  at::Tensor pixel_values;     // as the processor makes them
+  at::Tensor image_grid_thw;   // [1, 3] where the family has grids, else undefined
+  std::int64_t visual_tokens = 0, vision_patches = 0, width = 0, height = 0;
+};
+
 struct ForwardOptions {
   bool output_hidden_states = false;
   bool output_attentions = false;
@@ -82,6 +98,8 @@ struct ForwardOutput {
   TokenLayout input_layout;
   // The last position's hidden state after the final norm [B, 1, H] (what the LM head read).
   at::Tensor last_hidden;
+  // What the hooks made the pass do: probes computed, edits, an exit and its K/V fill.
+  HookStats hook_stats;
 };
 
 // Per-request decoding state: the KV cache and what the model needs to continue. Three lengths
@@ -149,10 +167,29 @@ class Model {
   // The language-model head over hidden states [..., H] of the residual stream: the final norm
   // when `apply_norm`, then lm_head (a logit lens; the reference's hidden_states[L] is normed).
   virtual at::Tensor logits_from_hidden(const at::Tensor& hidden, bool apply_norm) const = 0;
+  // The decoder's sizes (layers, hidden, heads) for methods that estimate costs.
+  virtual const DecoderShape& decoder_shape() const = 0;
+  // A loaded weight by its state-dict name as the model binds it (e.g.
+  // "model.layers.0.mlp.down_proj.weight"), in the compute dtype; the model's own tensor, which
+  // callers must not write. Throws InputError naming the tensor when the model has no such weight.
+  at::Tensor weight(const std::string& name) const;
+  // Every name weight() knows, sorted.
+  std::vector<std::string> weight_names() const;
   // Runs the vision tower (and projector) on the pixel tensors of `inputs`, so that later
   // requests on the same media can pass the result as image_embeds / video_embeds (rounds of a
   // feedback loop, benchmarks of the language model alone). Text-only models return nothing.
   virtual MediaEmbeds embed_media(const ForwardInputs& inputs) { return {}; }
+  // An image of random pixels this model takes (see SyntheticImageRequest); nothing for
+  // text-only models and for zero visual tokens. Throws InputError naming the option
+  // (--visual-tokens, --image-size) the family cannot honour.
+  virtual std::optional<SyntheticImage> synthetic_image(
+      const SyntheticImageRequest& request) const {
+    return std::nullopt;
+  }
+
+ protected:
+  // What weight() reads: every tensor the model bound, by state-dict name (set by the loaders).
+  std::map<std::string, at::Tensor> weights_;
 };
 
 // The defined tensors of `inputs`, named like the reference forward arguments (what

@@ -64,6 +64,14 @@ struct ProcessedInputs {
   std::vector<std::pair<std::int64_t, std::int64_t>> image_sizes, video_sizes;
 };
 
+// The rectangle of an original picture, in its pixels, that a medium's patch grid covers (x1, y1
+// exclusive). It may reach outside the picture (LLaVA's pad-to-square) or cover only part of it
+// (a centre crop).
+struct GridPlacement {
+  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  static GridPlacement whole(const vision::Image& picture);
+};
+
 class Processor {
  public:
   virtual ~Processor();
@@ -87,6 +95,9 @@ class Processor {
   std::vector<std::int64_t> eos_token_ids() const { return eos_token_ids_; }
   // The tokenizer's pad token, else generation_config.json / config.json pad_token_id; -1: none.
   std::int64_t pad_token_id() const { return pad_token_id_; }
+  // Where the patch grid of a picture of `width` x `height` lies on it (heatmaps are drawn
+  // there): the whole picture for processors that only resize (Qwen's smart_resize).
+  virtual GridPlacement grid_placement(int width, int height) const;
 
  protected:
   // Loads what every family shares: the tokenizer, the chat template (none: Raw only), the eos

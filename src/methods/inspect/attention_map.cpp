@@ -209,24 +209,28 @@ void AttentionMap::on_block_pre(model::BlockPre& block) {
   }
 }
 
-std::optional<model::ProbeRequest> AttentionMap::probe(std::int64_t layer, bool prefill) {
+std::optional<model::ProbeRequest> AttentionMap::probe(const model::ProbeSite& site) {
+  const std::int64_t layer = site.layer;
+  const bool prefill = site.prefill;
   const std::int64_t s = slot(layer);
-  if (s < 0 || prefill != options_.query.prefill() || num_layers_ == 0) return std::nullopt;
-  if (!prefill || options_.query.kind == QuerySelector::Kind::Last) {
-    return model::ProbeRequest{true, {}};
-  }
+  if (s < 0 || prefill != options_.query.prefill() || num_layers_ == 0 ||
+      site.stage != model::ProbeStage::Attention)
+    return std::nullopt;
+  model::ProbeRequest request;  // the last row of every head
+  if (!prefill || options_.query.kind == QuerySelector::Kind::Last) return request;
   // Prompt indices to rows of the sequence this layer sees (rows move when tokens were pruned).
   const model::TokenLayout& layout = prefill_layouts_[static_cast<std::size_t>(s)].defined()
                                          ? prefill_layouts_[static_cast<std::size_t>(s)]
                                          : current_;
   const at::Tensor original = layout.original_index[0].contiguous();
   const auto* o = original.data_ptr<std::int64_t>();
-  model::ProbeRequest request{false, {}};
+  request.rows = model::RowSelection{};
   for (std::int64_t i = 0; i < original.numel(); ++i) {
-    if (o[i] >= options_.query.first && o[i] <= options_.query.last) request.rows.push_back(i);
+    if (o[i] >= options_.query.first && o[i] <= options_.query.last)
+      request.rows.indices.push_back(i);
   }
   const auto want = options_.query.last - options_.query.first + 1;
-  if (static_cast<std::int64_t>(request.rows.size()) != want) {
+  if (static_cast<std::int64_t>(request.rows.indices.size()) != want) {
     throw Error("attention_map: query " + options_.query.to_string() +
                 " asks for prompt tokens that were pruned before layer " + std::to_string(layer));
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "glimpse/core/error.h"
+#include "glimpse/pipeline/method_context.h"
 
 namespace glimpse::methods::prune {
 
@@ -28,9 +29,21 @@ std::unique_ptr<pipeline::Method> FastV::create(const core::Config& params) {
   return std::make_unique<FastV>(layer, ratio);
 }
 
-std::optional<model::ProbeRequest> FastV::probe(std::int64_t layer, bool prefill) {
-  if (!prefill || layer != layer_ - 1) return std::nullopt;
-  return model::ProbeRequest{true, {}};
+void FastV::bind(const pipeline::MethodContext& context) {
+  check_layer(context.num_layers());
+}
+
+void FastV::check_layer(std::int64_t layers) const {
+  if (layer_ >= layers) {
+    throw ConfigError("fastv: key 'layer': K = " + std::to_string(layer_) +
+                      " is outside this model's decoder layers 1.." + std::to_string(layers - 1));
+  }
+}
+
+std::optional<model::ProbeRequest> FastV::probe(const model::ProbeSite& site) {
+  if (!site.prefill || site.stage != model::ProbeStage::Attention || site.layer != layer_ - 1)
+    return std::nullopt;
+  return model::ProbeRequest{};  // the last row, every head
 }
 
 void FastV::on_attention_probe(const model::AttentionProbe& probe) {
@@ -39,12 +52,8 @@ void FastV::on_attention_probe(const model::AttentionProbe& probe) {
 }
 
 void FastV::on_block_pre(model::BlockPre& block) {
-  if (block.prefill && block.layer == 0 && layer_ >= block.shape->num_layers) {
-    // The spec is parsed before a model exists; the first layer is where the model is known.
-    throw ConfigError("fastv: key 'layer': K = " + std::to_string(layer_) +
-                      " is outside this model's decoder layers 1.." +
-                      std::to_string(block.shape->num_layers - 1));
-  }
+  // An unbound pipeline meets the model first here.
+  if (block.prefill && block.layer == 0) check_layer(block.shape->num_layers);
   if (!block.prefill || block.layer != layer_) return;
   const model::TokenLayout& layout = *block.layout;
   if (!layout.defined() || !scores_.defined()) {

@@ -23,10 +23,12 @@ class FastV : public pipeline::Method {
   std::string type() const override { return "fastv"; }
   void report(pipeline::Report& report) const override;
 
-  std::optional<model::ProbeRequest> probe(std::int64_t layer, bool prefill) override;
+  void bind(const pipeline::MethodContext& context) override;
+  std::optional<model::ProbeRequest> probe(const model::ProbeSite& site) override;
   void on_attention_probe(const model::AttentionProbe& probe) override;
   void on_block_pre(model::BlockPre& block) override;
 
+  void check_layer(std::int64_t layers) const;
   // The kept indices of the last prefill (into the sequence as it entered layer K).
   const at::Tensor& kept() const { return kept_; }
 

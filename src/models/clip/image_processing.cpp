@@ -156,4 +156,34 @@ at::Tensor ImageProcessor::preprocess(const std::vector<vision::Image>& images) 
   return at::stack(out);
 }
 
+model::GridPlacement grid_placement(int width, int height, const ImageProcessorConfig& config) {
+  // The square the picture is padded to (expand2square pastes at ((s - w) // 2, (s - h) // 2)).
+  double ox = 0, oy = 0, w = width, h = height;
+  if (config.pad_mode == PadMode::MeanColor && width != height) {
+    const int side = std::max(width, height);
+    ox = -static_cast<double>((side - width) / 2);
+    oy = -static_cast<double>((side - height) / 2);
+    w = h = side;
+  }
+  std::int64_t rh = static_cast<std::int64_t>(h), rw = static_cast<std::int64_t>(w);
+  if (config.do_resize) {
+    const auto size = shortest_edge_size(rh, rw, config.shortest_edge);
+    rh = size[0];
+    rw = size[1];
+  }
+  // center_crop: top = (height - crop_height) // 2 in the resized picture (negative: padding).
+  double top = 0, left = 0, ch = static_cast<double>(rh), cw = static_cast<double>(rw);
+  if (config.do_center_crop) {
+    const auto floor_div = [](std::int64_t a, std::int64_t b) {
+      return static_cast<double>(a >= 0 ? a / b : -((-a + b - 1) / b));
+    };
+    top = floor_div(rh - config.crop_height, 2);
+    left = floor_div(rw - config.crop_width, 2);
+    ch = static_cast<double>(config.crop_height);
+    cw = static_cast<double>(config.crop_width);
+  }
+  const double sx = w / static_cast<double>(rw), sy = h / static_cast<double>(rh);
+  return {ox + left * sx, oy + top * sy, ox + (left + cw) * sx, oy + (top + ch) * sy};
+}
+
 }  // namespace glimpse::models::clip

@@ -72,6 +72,7 @@ std::unique_ptr<model::Model> CausalLM::load(const std::string& dir,
   layers::WeightLoader weights(core::Checkpoint::open(dir), options.dtype,
                                options.weights == model::WeightMemory::Resident);
   auto model = std::make_unique<CausalLM>(raw, raw, qwen2, weights, decoder, options.dtype);
+  model->weights_ = weights.bound();
   for (const auto& name : weights.unused()) {
     if (name != "lm_head.weight") {
       GLIMPSE_LOG(Warn) << weights.path() << ": unused tensor '" << name << "'";

@@ -42,6 +42,7 @@ class CausalLM : public model::Model {
                                       const model::ForwardOptions& options,
                                       model::DecodeState& state) override;
   model::DecodeState new_state(std::int64_t batch) const override;
+  const model::DecoderShape& decoder_shape() const override { return decoder_->shape(); }
   at::Tensor logits_from_hidden(const at::Tensor& hidden, bool apply_norm) const override {
     return decoder_->lm_head(apply_norm ? decoder_->final_norm(hidden) : hidden);
   }

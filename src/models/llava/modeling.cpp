@@ -6,6 +6,7 @@
 #include "glimpse/core/logging.h"
 #include "glimpse/model/registry.h"
 #include "layers/weights.h"
+#include "models/llava/processor.h"
 
 namespace glimpse::models::llava {
 
@@ -82,6 +83,7 @@ std::unique_ptr<model::Model> LlavaForConditionalGeneration::load(
                                 {"multi_modal_projector.", "model.multi_modal_projector."}});
   auto model = std::make_unique<LlavaForConditionalGeneration>(raw, text, weights, decoder, llava,
                                                                options.dtype);
+  model->weights_ = weights.bound();
   for (const auto& name : weights.unused()) {
     // post_layernorm is part of CLIP but not of LLaVA's features.
     if (name.find("post_layernorm") == std::string::npos &&
@@ -207,9 +209,34 @@ model::TokenLayout LlavaForConditionalGeneration::token_layout(const model::Forw
   return layout;
 }
 
+std::optional<model::SyntheticImage> LlavaForConditionalGeneration::synthetic_image(
+    const model::SyntheticImageRequest& request) const {
+  const std::int64_t features = llava_.features_per_image(), size = llava_.vision.image_size;
+  if (request.width > 0 || request.height > 0) {
+    throw InputError("--image-size: LLaVA images are always " + std::to_string(size) + "x" +
+                     std::to_string(size));
+  }
+  if (request.visual_tokens == 0) return std::nullopt;
+  if (request.visual_tokens > 0 && request.visual_tokens != features) {
+    throw InputError("--visual-tokens: this LLaVA model takes " + std::to_string(features) +
+                     " tokens per image, found " + std::to_string(request.visual_tokens));
+  }
+  model::SyntheticImage out;
+  out.placeholder_ids =
+      at::full({features}, llava_.image_token_index, at::TensorOptions().dtype(at::kLong));
+  out.pixel_values = at::randn({1, llava_.vision.num_channels, size, size});
+  out.visual_tokens = features;
+  out.vision_patches = llava_.vision.num_patches();
+  out.width = out.height = size;
+  return out;
+}
+
 void register_models(model::ModelRegistry& registry) {
-  registry.add("LlavaForConditionalGeneration", &LlavaForConditionalGeneration::load);
-  registry.add("llava", &LlavaForConditionalGeneration::load);
+  auto processor = [](const std::string& dir) {
+    return std::unique_ptr<model::Processor>(new LlavaProcessor(dir));
+  };
+  registry.add("LlavaForConditionalGeneration", &LlavaForConditionalGeneration::load, processor);
+  registry.add("llava", &LlavaForConditionalGeneration::load, processor);
 }
 
 }  // namespace glimpse::models::llava

@@ -49,6 +49,8 @@ class LlavaForConditionalGeneration : public llama::CausalLM {
                                bool output_attentions = false) const;
   const LlavaConfig& llava_config() const { return llava_; }
   model::MediaEmbeds embed_media(const model::ForwardInputs& inputs) override;
+  std::optional<model::SyntheticImage> synthetic_image(
+      const model::SyntheticImageRequest& request) const override;
   bool accepts_images() const override { return true; }
 
  protected:

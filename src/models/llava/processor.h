@@ -19,6 +19,10 @@ class LlavaProcessor : public model::Processor {
   explicit LlavaProcessor(const std::string& dir);
 
   model::ProcessedInputs process(const model::ProcessorRequest& request) const override;
+  // CLIP's resize and centre crop (after the optional pad to a square), mapped back.
+  model::GridPlacement grid_placement(int width, int height) const override {
+    return clip::grid_placement(width, height, image_processor_.config());
+  }
   const clip::ImageProcessor& image_processor() const { return image_processor_; }
   // `<image>` tokens per image.
   std::int64_t image_seq_length() const { return config_.features_per_image(); }

@@ -1,12 +1,15 @@
 #include "models/qwen2_vl/modeling.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "glimpse/core/error.h"
 #include "glimpse/core/logging.h"
 #include "glimpse/model/registry.h"
+#include "glimpse/models/qwen2_vl/image_processing.h"
 #include "layers/weights.h"
 #include "model/inputs.h"
+#include "models/qwen2_vl/processor.h"
 #include "models/qwen2_vl/rope_index.h"
 
 namespace glimpse::models::qwen2_vl {
@@ -65,6 +68,7 @@ Qwen2VLForConditionalGeneration::Qwen2VLForConditionalGeneration(const std::stri
                                {{"model.", "model.language_model."}, {"visual.", "model.visual."}});
   vision_ = std::make_unique<VisionTransformer>(weights, config_.vision);
   decoder_ = std::make_unique<layers::Decoder>(weights, config_.text);
+  weights_ = weights.bound();
   const auto unused = weights.unused();
   for (const auto& name : unused) {
     if (name != "lm_head.weight") {
@@ -239,14 +243,55 @@ model::DecodeState Qwen2VLForConditionalGeneration::new_state(std::int64_t) cons
   return state;
 }
 
+std::optional<model::SyntheticImage> Qwen2VLForConditionalGeneration::synthetic_image(
+    const model::SyntheticImageRequest& request) const {
+  const auto& v = config_.vision;
+  const std::int64_t merge = v.spatial_merge_size;
+  model::SyntheticImage out;
+  std::int64_t gh = 0, gw = 0;  // patch grid
+  if (request.width > 0 || request.height > 0) {
+    const std::int64_t factor = v.patch_size * merge;
+    // The processor's default pixel bounds (image_processing_qwen2_vl.py min/max_pixels).
+    const auto hw = smart_resize(request.height, request.width, factor, 3136, 12845056);
+    out.height = hw.height;
+    out.width = hw.width;
+    gh = hw.height / v.patch_size;
+    gw = hw.width / v.patch_size;
+  } else {
+    const std::int64_t n = request.visual_tokens < 0 ? 1024 : request.visual_tokens;
+    if (n == 0) return std::nullopt;
+    // The most square h x w merged grid with h * w = n.
+    auto h = static_cast<std::int64_t>(std::sqrt(static_cast<double>(n)));
+    while (h > 1 && n % h != 0) --h;
+    gh = h * merge;
+    gw = n / h * merge;
+    out.height = gh * v.patch_size;
+    out.width = gw * v.patch_size;
+  }
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  out.visual_tokens = gh * gw / (merge * merge);
+  out.vision_patches = gh * gw;
+  const std::int64_t vision_end =
+      raw_config_.get_int("vision_end_token_id", config_.vision_start_token_id + 1);
+  out.placeholder_ids = at::cat({at::full({1}, config_.vision_start_token_id, i64),
+                                 at::full({out.visual_tokens}, config_.image_token_id, i64),
+                                 at::full({1}, vision_end, i64)});
+  out.image_grid_thw = at::tensor(std::vector<std::int64_t>{1, gh, gw}, i64).view({1, 3});
+  out.pixel_values = at::randn({gh * gw, v.patch_dim()});
+  return out;
+}
+
 void register_models(model::ModelRegistry& registry) {
   auto factory = [](const std::string& dir, const model::LoadOptions& options) {
     return std::unique_ptr<model::Model>(new Qwen2VLForConditionalGeneration(dir, options));
   };
-  registry.add("Qwen2VLForConditionalGeneration", factory);
-  registry.add("Qwen2_5_VLForConditionalGeneration", factory);
-  registry.add("qwen2_vl", factory);
-  registry.add("qwen2_5_vl", factory);
+  auto processor = [](const std::string& dir) {
+    return std::unique_ptr<model::Processor>(new Qwen2VLProcessor(dir));
+  };
+  for (const char* key : {"Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration",
+                          "qwen2_vl", "qwen2_5_vl"}) {
+    registry.add(key, factory, processor);
+  }
 }
 
 }  // namespace glimpse::models::qwen2_vl

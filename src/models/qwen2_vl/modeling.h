@@ -37,10 +37,13 @@ class Qwen2VLForConditionalGeneration : public model::Model {
                                       const model::ForwardOptions& options,
                                       model::DecodeState& state) override;
   model::DecodeState new_state(std::int64_t batch) const override;
+  const model::DecoderShape& decoder_shape() const override { return decoder_->shape(); }
   at::Tensor logits_from_hidden(const at::Tensor& hidden, bool apply_norm) const override {
     return decoder_->lm_head(apply_norm ? decoder_->final_norm(hidden) : hidden);
   }
   model::MediaEmbeds embed_media(const model::ForwardInputs& inputs) override;
+  std::optional<model::SyntheticImage> synthetic_image(
+      const model::SyntheticImageRequest& request) const override;
 
   // The vision tower alone (pixel_values, grid) -> merged features; for tests and tools.
   at::Tensor encode_vision(const at::Tensor& pixel_values, const at::Tensor& grid_thw,

@@ -8,6 +8,7 @@
 #include "glimpse/core/error.h"
 #include "glimpse/methods/inspect/attention_map.h"
 #include "glimpse/methods/inspect/heatmap.h"
+#include "glimpse/models/clip/image_processing.h"
 #include "glimpse/pipeline/pipeline.h"
 #include "glimpse/vision/image_io.h"
 #include "test_util.h"
@@ -71,12 +72,12 @@ void run_prefill(AttentionMap& m, const HandLayout& hl, Fill&& fill) {
     pre.hidden = at::zeros({1, hl.length, 8});
     pre.layout = &hl.layout;
     m.on_block_pre(pre);
-    const auto request = m.probe(layer, true);
+    const auto request = m.probe(model::ProbeSite{layer, true, model::ProbeStage::Attention});
     if (!request) continue;
     model::AttentionProbe probe;
     probe.layer = layer;
     probe.prefill = true;
-    probe.rows = request->last_row ? std::vector<std::int64_t>{hl.length - 1} : request->rows;
+    probe.rows = request->rows.resolve(hl.length, "test");
     probe.probs =
         at::zeros({1, 4, static_cast<std::int64_t>(probe.rows.size()), hl.length}, at::kFloat);
     fill(layer, probe.probs);
@@ -194,10 +195,10 @@ TEST(AttentionMapTest, GeneratedQueriesAverageTheDecodeSteps) {
       pre.hidden = at::zeros({1, 1, 8});
       pre.layout = &dl;
       m.on_block_pre(pre);
-      const auto request = m.probe(layer, false);
+      const auto request = m.probe(model::ProbeSite{layer, false, model::ProbeStage::Attention});
       ASSERT_EQ(request.has_value(), layer == 2);
       if (!request) continue;
-      EXPECT_TRUE(request->last_row);
+      EXPECT_EQ(request->rows, model::RowSelection::last_row());
       model::AttentionProbe probe;
       probe.layer = layer;
       probe.rows = {0};
@@ -349,14 +350,14 @@ TEST(HeatmapTest, ClipPlacementMapsTheCentreCropBack) {
   c.shortest_edge = 56;
   c.crop_height = c.crop_width = 56;
   // 64 x 48 -> resized to 74 x 56 (int(56 * 64 / 48)), crop left (74 - 56) // 2 = 9.
-  GridPlacement p = clip_grid_placement(64, 48, c);
+  GridPlacement p = models::clip::grid_placement(64, 48, c);
   EXPECT_NEAR(p.x0, 9 * 64.0 / 74, 1e-9);
   EXPECT_NEAR(p.x1, 65 * 64.0 / 74, 1e-9);
   EXPECT_NEAR(p.y0, 0, 1e-9);
   EXPECT_NEAR(p.y1, 48, 1e-9);
   // Pad to a square first: the grid covers the 64 x 64 square, 8 pixels above and below.
   c.pad_mode = models::clip::PadMode::MeanColor;
-  p = clip_grid_placement(64, 48, c);
+  p = models::clip::grid_placement(64, 48, c);
   EXPECT_NEAR(p.x0, 0, 1e-9);
   EXPECT_NEAR(p.x1, 64, 1e-9);
   EXPECT_NEAR(p.y0, -8, 1e-9);

@@ -30,12 +30,14 @@ std::unique_ptr<model::Model> load(const std::string& model) {
 class RowProbe : public model::ForwardHooks {
  public:
   explicit RowProbe(std::vector<std::int64_t> rows) : rows_(std::move(rows)) {}
-  std::optional<model::ProbeRequest> probe(std::int64_t, bool prefill) override {
-    if (!prefill) return model::ProbeRequest{true, {}};
-    return model::ProbeRequest{false, rows_};
+  std::vector<model::ProbeRequest> probes(const model::ProbeSite& site) override {
+    if (site.stage != model::ProbeStage::Attention) return {};
+    model::ProbeRequest request;
+    if (site.prefill) request.rows = model::RowSelection{0, rows_, false};
+    return {request};
   }
-  void on_attention_probe(const model::AttentionProbe& p) override { probes.push_back(p); }
-  std::vector<model::AttentionProbe> probes;
+  void on_attention_probe(const model::AttentionProbe& p) override { received.push_back(p); }
+  std::vector<model::AttentionProbe> received;
 
  private:
   std::vector<std::int64_t> rows_;
@@ -57,10 +59,10 @@ TEST_P(AttentionProbeGolden, ProbeRowsEqualOutputAttentionsRows) {
   o.hooks = &hooks;
   const auto out = m->forward(in, o);
   const auto golden = core::SafetensorsFile::open(case_file(model_name, case_name, "forward"));
-  ASSERT_EQ(static_cast<std::int64_t>(hooks.probes.size()), m->num_layers());
+  ASSERT_EQ(static_cast<std::int64_t>(hooks.received.size()), m->num_layers());
   const at::Tensor idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
   for (std::int64_t l = 0; l < m->num_layers(); ++l) {
-    const auto& p = hooks.probes[static_cast<std::size_t>(l)];
+    const auto& p = hooks.received[static_cast<std::size_t>(l)];
     EXPECT_EQ(p.layer, l);
     EXPECT_TRUE(p.prefill);
     EXPECT_EQ(p.rows, rows);
@@ -121,7 +123,9 @@ TEST_P(AttentionMapGolden, MapsEqualTheReferenceAttentionLaidOnTheGrid) {
   o.query = QuerySelector::parse(query);
   AttentionMap am(o);
   model::ForwardOptions fo;
-  fo.hooks = &am;
+  pipeline::Pipeline attached;
+  attached.attach(am);
+  fo.hooks = &attached;
   const auto out = m->forward(in, fo);
   const auto media = am.maps();
   std::vector<std::int64_t> rows;
@@ -182,7 +186,9 @@ TEST(InspectGolden, GeneratedQueryEqualsTheRowsOfANoCacheForward) {
     generate::GenerationConfig g;
     g.max_new_tokens = 4;
     generate::GenerateOptions options;
-    options.hooks = &am;
+    pipeline::Pipeline attached;
+    attached.attach(am);
+    options.hooks = &attached;
     const auto result = generate::generate(*m, in, g, options);
     ASSERT_EQ(result.new_tokens.size(1), 4);
     EXPECT_EQ(am.query_indices(), (std::vector<std::int64_t>{s, s + 1, s + 2}));
@@ -216,7 +222,9 @@ TEST(InspectGolden, GeneratedQueryNeedsTwoNewTokens) {
   generate::GenerationConfig g;
   g.max_new_tokens = 1;
   generate::GenerateOptions options;
-  options.hooks = &am;
+  pipeline::Pipeline attached;
+  attached.attach(am);
+  options.hooks = &attached;
   generate::generate(*m, in, g, options);
   EXPECT_THROW(am.maps(), Error);
 }

@@ -64,7 +64,7 @@ class AttentionMap : public pipeline::Method {
   std::string type() const override { return "attention_map"; }
   void report(pipeline::Report& report) const override;
 
-  std::optional<model::ProbeRequest> probe(std::int64_t layer, bool prefill) override;
+  std::optional<model::ProbeRequest> probe(const model::ProbeSite& site) override;
   void on_block_pre(model::BlockPre& block) override;
   void on_attention_probe(const model::AttentionProbe& probe) override;
 

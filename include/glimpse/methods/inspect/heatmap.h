@@ -15,25 +15,12 @@
 #include <vector>
 
 #include "glimpse/methods/inspect/attention_map.h"
-#include "glimpse/models/clip/image_processing.h"
+#include "glimpse/model/processor.h"
 #include "glimpse/vision/image.h"
 
 namespace glimpse::methods::inspect {
 
-// The rectangle of the original picture, in its pixels, that a grid covers (x1, y1 exclusive).
-// It may reach outside the picture (LLaVA's pad-to-square) or cover only part of it (a centre
-// crop).
-struct GridPlacement {
-  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-  static GridPlacement whole(const vision::Image& picture);
-};
-
-// Qwen2-VL's smart_resize scales the whole picture: the grid covers all of it.
-// CLIP (LLaVA): the shortest-edge resize and centre crop, after the optional pad to a square,
-// mapped back to the original picture (image_processing_clip.py resize + center_crop; LLaVA
-// repository expand2square).
-GridPlacement clip_grid_placement(int width, int height,
-                                  const models::clip::ImageProcessorConfig& config);
+using model::GridPlacement;
 
 enum class Interpolation { Nearest, Bilinear };
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "glimpse/model/processor.h"
 #include "glimpse/vision/image.h"
 #include "glimpse/vision/resize.h"
 
@@ -56,6 +57,11 @@ vision::Image expand_to_square(const vision::Image& image,
 
 // image_transforms.center_crop, padding with zeros when the image is smaller than the crop.
 vision::Image center_crop(const vision::Image& image, std::int64_t height, std::int64_t width);
+
+// Where the crop the processor makes lies on the original picture of `width` x `height`: the
+// shortest-edge resize and centre crop, after the optional pad to a square, mapped back
+// (image_processing_clip.py resize + center_crop; LLaVA repository expand2square).
+model::GridPlacement grid_placement(int width, int height, const ImageProcessorConfig& config);
 
 class ImageProcessor {
  public:
