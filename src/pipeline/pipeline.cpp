@@ -178,8 +178,93 @@ void Pipeline::on_attention_probe(const model::AttentionProbe& probe) {
   }
 }
 
+std::vector<model::VisionProbeRequest> Pipeline::vision_probes(std::int64_t layer) {
+  std::vector<model::VisionProbeRequest> merged;
+  vision_asked_.assign(methods_.size(), -1);
+  for (std::size_t i = 0; i < methods_.size(); ++i) {
+    const auto request = methods_[i]->vision_probe(layer);
+    if (!request) continue;
+    auto it = std::find(merged.begin(), merged.end(), *request);
+    if (it == merged.end()) it = merged.insert(merged.end(), *request);
+    vision_asked_[i] = it - merged.begin();
+  }
+  return merged;
+}
+
+void Pipeline::on_vision_attention_probe(const model::VisionAttentionProbe& probe) {
+  for (std::size_t i = 0; i < methods_.size() && i < vision_asked_.size(); ++i) {
+    if (vision_asked_[i] == static_cast<std::int64_t>(probe.index))
+      methods_[i]->on_vision_attention_probe(probe);
+  }
+}
+
+void Pipeline::on_vision_block(model::VisionBlock& block) {
+  for (const auto& m : methods_) m->on_vision_block(block);
+}
+
+namespace {
+
+// Applies one method's keep `k` (into the `tokens` it saw) to a keep chain: the rows of `rows`
+// (`group` rows per token) when they still hold every token, and the composed keep `total`
+// into the original tokens.
+void compose_keep(const at::Tensor& k, std::int64_t tokens, std::int64_t group, at::Tensor& rows,
+                  at::Tensor& total, const std::string& site) {
+  const at::Tensor kk = model::checked_keep(k, tokens, site);
+  if (rows.defined() && rows.size(0) == tokens * group && kk.numel() != tokens) {
+    const at::Tensor r =
+        (kk.view({-1, 1}) * group + at::arange(group, kk.options()).view({1, -1})).view({-1});
+    rows = rows.index_select(0, r);
+  }
+  total = total.defined() ? total.index_select(0, kk) : kk;
+}
+
+}  // namespace
+
+void Pipeline::on_vision_features(model::VisionFeatures& features) {
+  // Every method runs in order; each sees the features and keep of those before it.
+  const std::size_t media = features.features.size();
+  std::vector<at::Tensor> total(media);
+  std::vector<std::int64_t> tokens(media);
+  for (std::size_t j = 0; j < media; ++j) tokens[j] = features.features[j].size(0) / features.group;
+  for (const auto& m : methods_) {
+    model::VisionFeatures current = features;
+    current.keep.assign(media, at::Tensor());
+    m->on_vision_features(current);
+    if (current.features.size() != media) {
+      throw InputError("vision.features: " + m->type() + " changed the number of media");
+    }
+    for (std::size_t j = 0; j < media; ++j) {
+      features.features[j] = current.features[j];
+      if (j >= current.keep.size() || !current.keep[j].defined()) continue;
+      compose_keep(current.keep[j], tokens[j], features.group, features.features[j], total[j],
+                   "vision.features: " + m->type() + ": medium " + std::to_string(j));
+      tokens[j] = total[j].numel();
+    }
+  }
+  features.keep = std::move(total);
+}
+
 void Pipeline::on_vision_out(model::VisionOut& vision) {
-  for (const auto& m : methods_) m->on_vision_out(vision);
+  // Every method runs in order; each sees the rows the ones before it kept.
+  at::Tensor image_keep, video_keep;
+  std::int64_t images = vision.image_embeds.defined() ? vision.image_embeds.size(0) : 0;
+  std::int64_t videos = vision.video_embeds.defined() ? vision.video_embeds.size(0) : 0;
+  for (const auto& m : methods_) {
+    vision.image_keep = vision.video_keep = at::Tensor();
+    m->on_vision_out(vision);
+    if (vision.image_keep.defined()) {
+      compose_keep(vision.image_keep, images, 1, vision.image_embeds, image_keep,
+                   "vision.out: " + m->type() + ": image_keep");
+      images = image_keep.numel();
+    }
+    if (vision.video_keep.defined()) {
+      compose_keep(vision.video_keep, videos, 1, vision.video_embeds, video_keep,
+                   "vision.out: " + m->type() + ": video_keep");
+      videos = video_keep.numel();
+    }
+  }
+  vision.image_keep = image_keep;
+  vision.video_keep = video_keep;
 }
 
 void Pipeline::on_block_pre(model::BlockPre& block) {

@@ -5,7 +5,10 @@
 // attention probes only for the layers, query rows and heads it asks for, leaving the main
 // attention on its fast path.
 //
-//   vision.out       on_vision_out: read or replace the vision features before they enter the LLM
+//   vision.blocks.{i}.pre/.post  on_vision_block: read or replace the tower's hidden states
+//   vision.blocks.{i}.attn       vision probes: CLS or mean attention per patch
+//   vision.features  on_vision_features: the pre-projector features; keep or merge tokens
+//   vision.out       on_vision_out: read, replace, keep or merge the features entering the LLM
 //   blocks.{i}.pre   on_block_pre: read or replace the hidden states; keep a subset of tokens.
 //                    Probes of stage BeforeBlock arrive just before it (layer i's weights on the
 //                    sequence entering the layer, before anyone keeps a subset).
@@ -19,8 +22,9 @@
 //   kv.decode_step   on_kv (decode): the same after every decode step (eviction)
 //   logits           on_logits: rewrite the logits before sampling
 //
-// Reducing visual tokens before the LLM (VisionZip-style) goes through blocks.0.pre's `keep`,
-// which keeps the hidden states, positions and layout in step; vision.out keeps shapes.
+// Reducing visual tokens before the LLM (VisionZip, PruMerge+) goes through the keep of
+// vision.features or vision.out, which drops the placeholder tokens with their layout rows and
+// positions; blocks.0.pre's keep does the same inside the LLM.
 
 #include <ATen/core/Tensor.h>
 
@@ -155,11 +159,66 @@ struct AttentionSite {
 };
 
 // vision.out: the features of the vision tower (and projector) in placeholder order, one row per
-// placeholder token, before they are scattered into the embeddings. Replaceable, same shapes.
+// placeholder token, before they are scattered into the embeddings. Replaceable. Setting a keep
+// (increasing row indices) drops the other placeholder tokens from the sequence together with
+// their layout rows and positions (the kept ones keep their original positions); the embeds may
+// then be either all rows or only the kept ones (a merge writes its merged rows there: a merged
+// token sits at, and takes the position ids of, the row it was merged into).
 struct VisionOut {
   at::Tensor image_embeds;              // [image tokens, H] or undefined
   at::Tensor video_embeds;              // [video tokens, H] or undefined
   const TokenLayout* layout = nullptr;  // of the prompt
+  at::Tensor image_keep, video_keep;    // [kept] int64, increasing; undefined: all
+};
+
+// vision.blocks.{i}.pre and vision.blocks.{i}.post: the vision tower's hidden states before and
+// after encoder block i, for every medium of the pass. Replaceable with the same shape.
+//   CLIP (LLaVA): [images, 1 + patches, C], the CLS token first.
+//   Qwen2-VL / 2.5-VL: [patches, C] of all media concatenated, in merge-block order (each run of
+//   spatial_merge_size^2 rows is one LLM token); Qwen2.5-VL's blocks see them window-permuted
+//   (`window_order` maps row r to its merge-block-order row).
+struct VisionBlock {
+  std::int64_t layer = 0;
+  bool post = false;  // false: vision.blocks.{i}.pre; true: vision.blocks.{i}.post
+  at::Tensor hidden;
+  at::Tensor window_order;  // Qwen2.5-VL only: [rows / merge^2] int64, else undefined
+};
+
+// A probe inside the vision tower (vision.blocks.{i}.attn): the attention each patch receives in
+// block i, from the CLS query (CLIP; VisionZip's and PruMerge's ranking) or averaged over every
+// query patch of its medium (towers without CLS, Qwen), in fp32, computed per medium so that no
+// [patches x patches] map of more than one medium exists at once.
+struct VisionProbeRequest {
+  enum class Query : std::int8_t { Cls, Mean };
+  Query query = Query::Cls;
+  bool mean_heads = true;  // average over heads, else one row per head
+  bool operator==(const VisionProbeRequest& o) const {
+    return query == o.query && mean_heads == o.mean_heads;
+  }
+};
+
+struct VisionAttentionProbe {
+  std::int64_t layer = 0;
+  VisionProbeRequest request;
+  // Per medium (images, then videos, in input order): [heads or 1, patches] over its patches
+  // (CLIP: without the CLS key; Qwen: in merge-block order).
+  std::vector<at::Tensor> attention;
+  std::size_t index = 0;  // which request of ForwardHooks::vision_probes it answers
+};
+
+// vision.features (DESIGN's vision.merger): the tower's features before the projector, per
+// medium, where VisionZip and PruMerge+ work officially. LLaVA: the selected CLIP layer without
+// the CLS token, [patches, C]; Qwen: the patches entering the merger, [tokens * merge^2, C] in
+// merge-block order. A method may keep a subset of each medium's LLM tokens (`keep`, increasing
+// token indices) and give the features of only the kept tokens (a merge writes the merged
+// features there); the projector then runs on what is left and the sequence shrinks as with
+// VisionOut's keep.
+struct VisionFeatures {
+  std::vector<at::Tensor> features;  // per medium (images, then videos)
+  std::vector<Modality> modality;    // per medium
+  std::int64_t group = 1;            // feature rows per LLM token (Qwen: merge^2; LLaVA: 1)
+  const TokenLayout* layout = nullptr;
+  std::vector<at::Tensor> keep;  // per medium [kept tokens] int64; undefined or empty: all
 };
 
 // blocks.{i}.mlp: `input` is the post-attention-norm hidden state [B, S, H], `output` the MLP's
@@ -213,6 +272,11 @@ class ForwardHooks {
   // The probes wanted at a site (asked once per layer, stage and pass); each result comes back
   // through on_attention_probe with `request` set to its index here.
   virtual std::vector<ProbeRequest> probes(const ProbeSite& site) { return {}; }
+  // The vision tower's probes wanted at block `layer` (asked once per block and pass).
+  virtual std::vector<VisionProbeRequest> vision_probes(std::int64_t layer) { return {}; }
+  virtual void on_vision_attention_probe(const VisionAttentionProbe& probe) {}
+  virtual void on_vision_block(VisionBlock& block) {}
+  virtual void on_vision_features(VisionFeatures& features) {}
   virtual void on_vision_out(VisionOut& vision) {}
   virtual void on_block_pre(BlockPre& block) {}
   virtual void on_attention(AttentionSite& site) {}

@@ -38,6 +38,14 @@ class Method {
   }
   virtual void on_attention_probe(const model::AttentionProbe& probe) {}
 
+  // The vision tower's probe this method wants at block `layer`, if any.
+  virtual std::optional<model::VisionProbeRequest> vision_probe(std::int64_t layer) {
+    return std::nullopt;
+  }
+  virtual void on_vision_attention_probe(const model::VisionAttentionProbe& probe) {}
+  virtual void on_vision_block(model::VisionBlock& block) {}
+  // In pipeline order; a method sees the keep of the methods before it applied.
+  virtual void on_vision_features(model::VisionFeatures& features) {}
   virtual void on_vision_out(model::VisionOut& vision) {}
   // Runs in pipeline order; a method sees the keep of the methods before it applied (hidden and
   // layout already reduced) and may keep a subset of that.

@@ -42,6 +42,10 @@ class Pipeline : public model::ForwardHooks {
   bool active() const override { return !methods_.empty(); }
   std::vector<model::ProbeRequest> probes(const model::ProbeSite& site) override;
   void on_attention_probe(const model::AttentionProbe& probe) override;
+  std::vector<model::VisionProbeRequest> vision_probes(std::int64_t layer) override;
+  void on_vision_attention_probe(const model::VisionAttentionProbe& probe) override;
+  void on_vision_block(model::VisionBlock& block) override;
+  void on_vision_features(model::VisionFeatures& features) override;
   void on_vision_out(model::VisionOut& vision) override;
   void on_block_pre(model::BlockPre& block) override;
   void on_attention(model::AttentionSite& site) override;
@@ -60,6 +64,8 @@ class Pipeline : public model::ForwardHooks {
   std::vector<std::unique_ptr<Method>> owned_;
   std::vector<Method*> methods_;  // in order, owned or attached
   std::vector<Asked> asked_;      // of the last probes() call
+  // Per method, which merged vision probe answers it at the current block (-1: none).
+  std::vector<std::int64_t> vision_asked_;
 };
 
 }  // namespace glimpse::pipeline
