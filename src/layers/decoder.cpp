@@ -1,6 +1,7 @@
 #include "layers/decoder.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "glimpse/core/error.h"
 #include "kernels/ops.h"
@@ -187,9 +188,35 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
     return state && state->key_masks[i].defined() ? at::cat({state->key_masks[i], query_mask}, 1)
                                                   : query_mask;
   };
+  // Positions moved by compaction (PositionPolicy::Compact): the shifts of earlier passes per
+  // layer, which of them the rotary tables reflect now, and what this pass adds.
+  const bool shifted = state != nullptr && !state->position_shift.empty();
+  at::Tensor applied_shift;
+  std::vector<at::Tensor> added_shift;
+  auto reposition = [&](const char* why) {
+    if (!run.rope || !layout.defined()) {
+      throw UnsupportedError(std::string(why) +
+                             ": this model gives no token layout or rotary function");
+    }
+    std::tie(cos, sin) = run.rope(layout.positions);
+  };
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const auto li = static_cast<std::int64_t>(i);
     auto site = [i] { return "blocks." + std::to_string(i); };  // for errors
+    if (shifted) {
+      const at::Tensor want =
+          i < state->position_shift.size() ? state->position_shift[i] : at::Tensor();
+      const bool same = want.defined() == applied_shift.defined() &&
+                        (!want.defined() || at::equal(want, applied_shift));
+      if (!same) {
+        const auto b = x.size(0);
+        at::Tensor delta = want.defined() ? want : at::zeros({b}, at::kLong);
+        if (applied_shift.defined()) delta = delta - applied_shift;
+        layout.positions = layout.positions - delta.view({1, b, 1});
+        reposition("position compaction");
+        applied_shift = want;
+      }
+    }
     if (hooks) {
       const model::ProbeSite before{li, run.prefill, model::ProbeStage::BeforeBlock};
       const auto requests = hooks->probes(before);
@@ -204,24 +231,39 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
       pre.hidden = x;
       pre.layout = &layout;
       hooks->on_block_pre(pre);
-      const at::Tensor keep = pre.keep.defined()
-                                  ? model::checked_keep(pre.keep, x.size(1), site() + ".pre")
-                                  : at::Tensor();
-      const bool already_kept = keep.defined() && pre.hidden.defined() && pre.hidden.dim() == 3 &&
-                                pre.hidden.size(1) == keep.numel();
+      const at::Tensor keep =
+          pre.keep.defined() ? model::checked_keep(pre.keep, x.size(1), site() + ".pre", x.size(0))
+                             : at::Tensor();
+      const bool already_kept = keep.defined() && pre.hidden_kept;
       if (!pre.hidden.defined() || pre.hidden.dim() != 3 || pre.hidden.size(0) != x.size(0) ||
-          pre.hidden.size(2) != x.size(2) || (pre.hidden.size(1) != x.size(1) && !already_kept)) {
-        throw InputError(site() + ".pre: a hook changed the hidden-state shape");
+          pre.hidden.size(2) != x.size(2) ||
+          pre.hidden.size(1) != (already_kept ? keep.size(-1) : x.size(1))) {
+        throw InputError(site() + ".pre: a hook changed the hidden-state shape to " +
+                         c10::str(pre.hidden.sizes()) + " (expected " + c10::str(x.sizes()) +
+                         (already_kept ? " with " + std::to_string(keep.size(-1)) + " kept rows"
+                                       : std::string()) +
+                         ")");
       }
       x = pre.hidden;
+      const at::Tensor real = query_mask;  // before the keep
       if (keep.defined()) {
         // Keep rows of the hidden states, rotary tables, mask and layout together: positions stay
-        // the original ones.
-        if (!already_kept) x = x.index_select(1, keep);
-        cos = cos.index_select(1, keep);
-        sin = sin.index_select(1, keep);
-        query_mask = query_mask.index_select(1, keep);
+        // the original ones. Slots a sequence leaves empty (-1) become masked padding.
+        if (!already_kept) x = model::select_tokens(x, keep);
+        cos = model::select_tokens(cos, keep);
+        sin = model::select_tokens(sin, keep);
+        query_mask = model::select_tokens(query_mask, keep);
+        if (keep.dim() == 2) query_mask = query_mask.masked_fill(keep.lt(0), 0);
         if (layout.defined()) layout = layout.select(keep);
+        if (pre.positions == model::PositionPolicy::Compact) {
+          const at::Tensor removed = compact_positions(keep, real, layout);
+          reposition((site() + ".pre: positions: compact").c_str());
+          if (state != nullptr) {
+            if (added_shift.empty()) added_shift.resize(layers_.size());
+            for (std::size_t j = i; j < layers_.size(); ++j)
+              added_shift[j] = added_shift[j].defined() ? added_shift[j] + removed : removed;
+          }
+        }
       }
     }
     if (run.output_hidden_states) out.hidden_states.push_back(x);
@@ -276,6 +318,14 @@ DecoderOutput Decoder::run(at::Tensor x, at::Tensor cos, at::Tensor sin, at::Ten
       }
     }
   }
+  if (!added_shift.empty()) {
+    // Later passes start from these shifts at each layer.
+    state->position_shift.resize(layers_.size());
+    for (std::size_t j = 0; j < layers_.size(); ++j) {
+      at::Tensor& p = state->position_shift[j];
+      if (added_shift[j].defined()) p = p.defined() ? p + added_shift[j] : added_shift[j];
+    }
+  }
   if (hooks && state) {
     model::KvSite kv{run.prefill, state, &shape_, &layout};
     hooks->on_kv(kv);
@@ -317,12 +367,13 @@ model::ForwardOutput Decoder::forward(const at::Tensor& x, const at::Tensor& cos
                                       model::TokenLayout layout,
                                       const model::ForwardOptions& options,
                                       model::DecodeState* state, bool prefill,
-                                      model::ForwardOutput out) const {
+                                      model::ForwardOutput out, const RopeFn& rope) const {
   DecoderRun r;
   r.output_hidden_states = options.output_hidden_states;
   r.output_attentions = options.output_attentions;
   r.prefill = prefill;
   r.hooks = options.hooks;
+  r.rope = rope;
   out.input_layout = layout;
   DecoderOutput dec = run(x, cos, sin, attention_mask, std::move(layout), state, r);
   const std::int64_t kept = dec.last_hidden_state.size(1);
@@ -341,6 +392,22 @@ model::ForwardOutput Decoder::forward(const at::Tensor& x, const at::Tensor& cos
                                 : attention_mask;
   }
   return out;
+}
+
+at::Tensor compact_positions(const at::Tensor& keep, const at::Tensor& query_mask,
+                             model::TokenLayout& layout) {
+  const std::int64_t b = query_mask.size(0);
+  const at::Tensor k = keep.dim() == 1 ? keep.unsqueeze(0).expand({b, -1}) : keep;
+  const at::Tensor valid = k.ge(0), idx = k.clamp_min(0);
+  // Tokens (not padding) before each one, in the sequence before the keep and among the kept.
+  const at::Tensor real = query_mask.to(at::kLong);
+  const at::Tensor real_before = real.cumsum(1) - real;
+  const at::Tensor kept_real = real.gather(1, idx) * valid;
+  const at::Tensor kept_before = kept_real.cumsum(1) - kept_real;
+  const at::Tensor removed_before =
+      (real_before.gather(1, idx) - kept_before).masked_fill(valid.logical_not(), 0);
+  layout.positions = layout.positions - removed_before.unsqueeze(0);
+  return real.sum(1) - kept_real.sum(1);
 }
 
 at::Tensor causal_mask(const at::Tensor& attention_mask, std::int64_t new_tokens,

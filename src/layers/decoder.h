@@ -42,11 +42,16 @@ struct DecoderLayer {
   Linear gate_proj, up_proj, down_proj;
 };
 
+// cos, sin [B, S, head_dim] in the compute dtype for positions [P, B, S] (P = 3 for M-RoPE, 1
+// otherwise): how a family's rotary tables are made, for a method's compaction of positions.
+using RopeFn = std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor& positions)>;
+
 struct DecoderRun {
   bool output_hidden_states = false;
   bool output_attentions = false;
   bool prefill = true;
   model::ForwardHooks* hooks = nullptr;
+  RopeFn rope;  // needed only when a method compacts positions
 };
 
 struct DecoderOutput {
@@ -81,7 +86,8 @@ class Decoder {
   model::ForwardOutput forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                const at::Tensor& attention_mask, model::TokenLayout layout,
                                const model::ForwardOptions& options, model::DecodeState* state,
-                               bool prefill, model::ForwardOutput out) const;
+                               bool prefill, model::ForwardOutput out,
+                               const RopeFn& rope = {}) const;
 
   const model::DecoderShape& shape() const { return shape_; }
 
@@ -127,6 +133,13 @@ class Decoder {
   RMSNorm norm_;
   at::Tensor lm_head_;  // [V, H]; the embedding matrix when tied
 };
+
+// glimpse's compaction rule (model::PositionPolicy::Compact) after a keep (as BlockPre takes it)
+// of a sequence with `query_mask` [B, S] (before the keep): every kept token's positions in
+// `layout` (already selected) move down by the number of tokens, padding not counted, removed
+// before it. Returns the tokens removed per sequence [B], the shift of every later token.
+at::Tensor compact_positions(const at::Tensor& keep, const at::Tensor& query_mask,
+                             model::TokenLayout& layout);
 
 // Additive attention mask [B, 1, S, past+S] for `attention_mask` [B, past+S] (1 = keep), causal
 // within the new S tokens, with the reference's finfo.min for masked slots. Undefined when nothing

@@ -52,6 +52,7 @@ std::vector<DecodeState> DecodeState::fork(std::int64_t n) {
     s.cache = std::move(c);
     s.attention_mask = attention_mask;
     s.key_masks = key_masks;
+    s.position_shift = position_shift;
     s.next_position = next_position.clone();
     out.push_back(std::move(s));
   }
@@ -63,15 +64,21 @@ DecodeState DecodeState::stack(std::vector<DecodeState> states) {
   const std::size_t layers = states.front().key_masks.size();
   std::vector<std::unique_ptr<KVCache>> caches;
   std::vector<at::Tensor> masks, positions;
-  std::vector<std::vector<at::Tensor>> layer_masks(layers);
+  std::vector<std::vector<at::Tensor>> layer_masks(layers), shifts(layers);
+  bool shifted = false;
   for (auto& s : states) {
     if (!s.cache || s.past_length() == 0) throw InputError("stack: a session holds no prefix");
     if (s.key_masks.size() != layers) throw InputError("stack: sessions of different models");
     for (std::int64_t r = 0; r < s.batch(); ++r) {
       masks.push_back(s.attention_mask.narrow(0, r, 1));
       positions.push_back(s.next_position.narrow(0, r, 1));
-      for (std::size_t l = 0; l < layers; ++l)
+      for (std::size_t l = 0; l < layers; ++l) {
         layer_masks[l].push_back(s.key_masks[l].narrow(0, r, 1));
+        const bool has = l < s.position_shift.size() && s.position_shift[l].defined();
+        shifted = shifted || has;
+        shifts[l].push_back(has ? s.position_shift[l].narrow(0, r, 1)
+                                : at::zeros({1}, at::TensorOptions().dtype(at::kLong)));
+      }
     }
     caches.push_back(std::move(s.cache));
   }
@@ -82,6 +89,9 @@ DecodeState DecodeState::stack(std::vector<DecodeState> states) {
   out.attention_mask = stack_masks(masks);
   out.next_position = at::cat(positions, 0);
   for (auto& m : layer_masks) out.key_masks.push_back(stack_masks(m));
+  if (shifted) {
+    for (auto& s : shifts) out.position_shift.push_back(at::cat(s, 0));
+  }
   for (std::size_t l = 0; l < layers; ++l) {
     if (out.key_masks[l].size(1) != out.cache->length(static_cast<std::int64_t>(l))) {
       throw InputError("stack: the key masks of layer " + std::to_string(l) +
@@ -99,6 +109,8 @@ DecodeState DecodeState::row(std::int64_t r) const {
   s.attention_mask = attention_mask.narrow(0, r, 1).clone();
   s.next_position = next_position.narrow(0, r, 1).clone();
   for (const auto& m : key_masks) s.key_masks.push_back(m.narrow(0, r, 1).clone());
+  for (const auto& p : position_shift)
+    s.position_shift.push_back(p.defined() ? p.narrow(0, r, 1).clone() : p);
   return s;
 }
 

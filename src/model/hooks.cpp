@@ -24,17 +24,34 @@ double DecoderShape::kv_fill_flops(std::int64_t tokens) const {
   return static_cast<double>(tokens) * 2.0 * 2.0 * static_cast<double>(hidden_size) * kv;
 }
 
-at::Tensor checked_keep(const at::Tensor& keep, std::int64_t length, const std::string& site) {
-  const bool ok =
-      keep.defined() && keep.dim() == 1 && keep.numel() <= length &&
-      (keep.numel() > 0 &&
-       (keep.min().item<std::int64_t>() >= 0 && keep.max().item<std::int64_t>() < length &&
-        (keep.numel() < 2 || keep.diff().gt(0).all().item<bool>())));
-  if (!ok) {
-    throw InputError(site + ": keep must be increasing indices [S'] (S' >= 1) into the " +
-                     std::to_string(length) + " tokens of the sequence");
+at::Tensor checked_keep(const at::Tensor& keep, std::int64_t length, const std::string& site,
+                        std::int64_t batch) {
+  bool ok = keep.defined() && keep.numel() > 0 && keep.size(-1) <= length &&
+            (keep.dim() == 1 || (keep.dim() == 2 && batch > 0 && keep.size(0) == batch));
+  if (ok) {
+    const at::Tensor k = keep.to(at::kLong);
+    const at::Tensor valid = k.ge(0);
+    // Padding (-1) only on the left: once a row has a token, every later slot is one.
+    const bool left_padded =
+        k.dim() == 1
+            ? valid.all().item<bool>()
+            : (k.size(1) < 2 || !valid.narrow(1, 0, k.size(1) - 1)
+                                     .logical_and(valid.narrow(1, 1, k.size(1) - 1).logical_not())
+                                     .any()
+                                     .item<bool>());
+    const bool in_range = k.max().item<std::int64_t>() < length &&
+                          k.min().item<std::int64_t>() >= -1 && valid.any(-1).all().item<bool>();
+    // Increasing over the valid slots (a padded slot before a token is -1 < token).
+    const bool increasing =
+        k.size(-1) < 2 ||
+        k.diff(1, -1).gt(0).logical_or(k.narrow(-1, 0, k.size(-1) - 1).lt(0)).all().item<bool>();
+    ok = left_padded && in_range && increasing;
+    if (ok) return k;
   }
-  return keep.to(at::kLong);
+  throw InputError(
+      site + ": keep must be increasing indices [S'] (S' >= 1) into the " + std::to_string(length) +
+      " tokens of the sequence" +
+      (batch > 0 ? ", or [" + std::to_string(batch) + ", S'] left-padded with -1" : std::string()));
 }
 
 std::vector<std::int64_t> RowSelection::resolve(std::int64_t length, const char* site) const {

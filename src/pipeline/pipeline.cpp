@@ -226,9 +226,11 @@ void Pipeline::on_vision_features(model::VisionFeatures& features) {
   std::vector<at::Tensor> total(media);
   std::vector<std::int64_t> tokens(media);
   for (std::size_t j = 0; j < media; ++j) tokens[j] = features.features[j].size(0) / features.group;
+  model::PositionPolicy policy = model::PositionPolicy::Keep;
   for (const auto& m : methods_) {
     model::VisionFeatures current = features;
     current.keep.assign(media, at::Tensor());
+    current.positions = model::PositionPolicy::Keep;
     m->on_vision_features(current);
     if (current.features.size() != media) {
       throw InputError("vision.features: " + m->type() + " changed the number of media");
@@ -239,9 +241,12 @@ void Pipeline::on_vision_features(model::VisionFeatures& features) {
       compose_keep(current.keep[j], tokens[j], features.group, features.features[j], total[j],
                    "vision.features: " + m->type() + ": medium " + std::to_string(j));
       tokens[j] = total[j].numel();
+      // One method's compaction compacts the composed keep (as at blocks.{i}.pre).
+      if (current.positions == model::PositionPolicy::Compact) policy = current.positions;
     }
   }
   features.keep = std::move(total);
+  features.positions = policy;
 }
 
 void Pipeline::on_vision_out(model::VisionOut& vision) {
@@ -249,9 +254,15 @@ void Pipeline::on_vision_out(model::VisionOut& vision) {
   at::Tensor image_keep, video_keep;
   std::int64_t images = vision.image_embeds.defined() ? vision.image_embeds.size(0) : 0;
   std::int64_t videos = vision.video_embeds.defined() ? vision.video_embeds.size(0) : 0;
+  model::PositionPolicy policy = model::PositionPolicy::Keep;
   for (const auto& m : methods_) {
     vision.image_keep = vision.video_keep = at::Tensor();
+    vision.positions = model::PositionPolicy::Keep;
     m->on_vision_out(vision);
+    if ((vision.image_keep.defined() || vision.video_keep.defined()) &&
+        vision.positions == model::PositionPolicy::Compact) {
+      policy = vision.positions;
+    }
     if (vision.image_keep.defined()) {
       compose_keep(vision.image_keep, images, 1, vision.image_embeds, image_keep,
                    "vision.out: " + m->type() + ": image_keep");
@@ -265,7 +276,22 @@ void Pipeline::on_vision_out(model::VisionOut& vision) {
   }
   vision.image_keep = image_keep;
   vision.video_keep = video_keep;
+  vision.positions = policy;
 }
+
+namespace {
+
+// Indices into the original sequence of the tokens that `later` keeps of what `earlier` kept; -1
+// stays padding.
+at::Tensor compose_keeps(const at::Tensor& earlier, const at::Tensor& later, std::int64_t batch) {
+  if (!earlier.defined()) return later;
+  if (earlier.dim() == 1 && later.dim() == 1) return earlier.index_select(0, later);
+  const at::Tensor e = earlier.dim() == 1 ? earlier.unsqueeze(0).expand({batch, -1}) : earlier;
+  const at::Tensor l = later.dim() == 1 ? later.unsqueeze(0).expand({batch, -1}) : later;
+  return e.gather(1, l.clamp_min(0)).masked_fill(l.lt(0), -1);
+}
+
+}  // namespace
 
 void Pipeline::on_block_pre(model::BlockPre& block) {
   // Every method runs, in order; each sees the sequence the ones before it kept.
@@ -273,20 +299,27 @@ void Pipeline::on_block_pre(model::BlockPre& block) {
   model::BlockPre current = block;
   current.layout = &layout;
   at::Tensor keep;  // composed: indices into the sequence that entered the site
+  model::PositionPolicy policy = model::PositionPolicy::Keep;
   for (const auto& m : methods_) {
     current.keep = at::Tensor();
+    current.positions = model::PositionPolicy::Keep;
     m->on_block_pre(current);
     if (!current.keep.defined()) continue;
+    // One method's compaction compacts the site's composed keep.
+    if (current.positions == model::PositionPolicy::Compact) policy = current.positions;
     const std::int64_t s = layout.defined() ? layout.length() : current.hidden.size(1);
+    const std::int64_t batch = current.hidden.size(0);
     const at::Tensor k = model::checked_keep(
-        current.keep, s, "blocks." + std::to_string(block.layer) + ".pre: " + m->type());
-    if (current.hidden.size(1) == s && k.numel() != s)
-      current.hidden = current.hidden.index_select(1, k);
+        current.keep, s, "blocks." + std::to_string(block.layer) + ".pre: " + m->type(), batch);
+    if (!current.hidden_kept) current.hidden = model::select_tokens(current.hidden, k);
+    current.hidden_kept = false;  // the next method sees the kept rows as its sequence
     if (layout.defined()) layout = layout.select(k);
-    keep = keep.defined() ? keep.index_select(0, k) : k;
+    keep = compose_keeps(keep, k, batch);
   }
   block.hidden = current.hidden;
+  block.hidden_kept = keep.defined();
   block.keep = keep;
+  block.positions = policy;
 }
 
 void Pipeline::on_attention(model::AttentionSite& site) {

@@ -117,21 +117,39 @@ struct AttentionProbe {
   std::size_t request = 0;          // which of the requests of ForwardHooks::probes it answers
 };
 
+// What positions the tokens a keep leaves have from that layer on.
+enum class PositionPolicy : std::int8_t {
+  // Their original ones (FastV's behaviour: later tokens and decode steps keep theirs).
+  Keep,
+  // glimpse's compaction rule (the official PyramidDrop and SparseVLM code renumber 1-D
+  // positions with arange; M-RoPE has no official rule): every kept token's position streams
+  // (all three for M-RoPE) move down by the number of tokens removed before it in the sequence,
+  // and so do the positions of every later token at that layer and the layers after it,
+  // decode steps included. For 1-D positions 0..S-1 this is the official renumbering.
+  Compact,
+};
+
 struct BlockPre {
   std::int64_t layer = 0;
   bool prefill = false;  // true for the first (cached or uncached) pass over a prompt
   const DecoderShape* shape = nullptr;
-  // [B, S, H], replaceable. With `keep` set it may be either the full sequence (the engine then
-  // selects the kept rows) or already the kept rows [B, S', H].
+  // [B, S, H], replaceable (same shape). With `keep` set, the engine selects the kept rows, unless
+  // `hidden_kept` says that `hidden` already holds them [B, S', H].
   at::Tensor hidden;
+  bool hidden_kept = false;
   const TokenLayout* layout = nullptr;
-  // Set to increasing token indices [S'] to keep only those rows from this layer on.
+  // Set to keep only those rows from this layer on: increasing token indices [S'] for every
+  // sequence, or [B, S'] per sequence, left-padded with -1 where one keeps fewer (the padded
+  // slots become masked padding).
   at::Tensor keep;
+  PositionPolicy positions = PositionPolicy::Keep;
 };
 
-// `keep` as int64 after checking that it holds increasing indices into `length` tokens; throws
-// InputError naming `site` otherwise.
-at::Tensor checked_keep(const at::Tensor& keep, std::int64_t length, const std::string& site);
+// `keep` as int64 after checking it: [S'] increasing indices into `length` tokens, or, with
+// `batch` > 0, also [batch, S'] with each row increasing after a left padding of -1 (a sequence
+// that keeps fewer tokens); throws InputError naming `site` otherwise.
+at::Tensor checked_keep(const at::Tensor& keep, std::int64_t length, const std::string& site,
+                        std::int64_t batch = 0);
 
 // blocks.{i}.attn: called before the layer's attention. Edits change the attention of chosen
 // heads and query rows; the rows and heads no edit names stay on the fast path.
@@ -161,33 +179,39 @@ struct AttentionSite {
 // vision.out: the features of the vision tower (and projector) in placeholder order, one row per
 // placeholder token, before they are scattered into the embeddings. Replaceable. Setting a keep
 // (increasing row indices) drops the other placeholder tokens from the sequence together with
-// their layout rows and positions (the kept ones keep their original positions); the embeds may
-// then be either all rows or only the kept ones (a merge writes its merged rows there: a merged
-// token sits at, and takes the position ids of, the row it was merged into).
+// their layout rows and positions (the kept ones keep their original positions unless
+// `positions` is Compact); the embeds may then be either all rows or only the kept ones (a merge
+// writes its merged rows there: a merged token sits at, and takes the position ids of, the row
+// it was merged into).
 struct VisionOut {
   at::Tensor image_embeds;              // [image tokens, H] or undefined
   at::Tensor video_embeds;              // [video tokens, H] or undefined
   const TokenLayout* layout = nullptr;  // of the prompt
   at::Tensor image_keep, video_keep;    // [kept] int64, increasing; undefined: all
+  PositionPolicy positions = PositionPolicy::Keep;
 };
 
 // vision.blocks.{i}.pre and vision.blocks.{i}.post: the vision tower's hidden states before and
-// after encoder block i, for every medium of the pass. Replaceable with the same shape.
+// after encoder block i. The tower runs each kind of media on its own (images, then videos), so
+// a block's sites are called once per kind that the pass has. Replaceable with the same shape.
 //   CLIP (LLaVA): [images, 1 + patches, C], the CLS token first.
-//   Qwen2-VL / 2.5-VL: [patches, C] of all media concatenated, in merge-block order (each run of
-//   spatial_merge_size^2 rows is one LLM token); Qwen2.5-VL's blocks see them window-permuted
-//   (`window_order` maps row r to its merge-block-order row).
+//   Qwen2-VL / 2.5-VL: [patches, C] of the kind's media concatenated, in merge-block order (each
+//   run of spatial_merge_size^2 rows is one LLM token); Qwen2.5-VL's blocks see them
+//   window-permuted: group g of spatial_merge_size^2 rows is merge-block group window_order[g].
 struct VisionBlock {
   std::int64_t layer = 0;
   bool post = false;  // false: vision.blocks.{i}.pre; true: vision.blocks.{i}.post
+  Modality kind = Modality::Image;
   at::Tensor hidden;
   at::Tensor window_order;  // Qwen2.5-VL only: [rows / merge^2] int64, else undefined
 };
 
 // A probe inside the vision tower (vision.blocks.{i}.attn): the attention each patch receives in
-// block i, from the CLS query (CLIP; VisionZip's and PruMerge's ranking) or averaged over every
-// query patch of its medium (towers without CLS, Qwen), in fp32, computed per medium so that no
-// [patches x patches] map of more than one medium exists at once.
+// block i, from the CLS query (CLIP; VisionZip's and PruMerge's ranking) or averaged over the
+// query patches that attend to it (Mean: its image, or under Qwen its frame pair or window; the
+// substitute for towers without CLS, as EffiVLM's Qwen2-VL port of VisionZip does), in fp32,
+// computed in blocks of query rows so that no [patches x patches] map is materialised. A tower
+// that runs only up to the layer its model selects (LLaVA) probes only the blocks it runs.
 struct VisionProbeRequest {
   enum class Query : std::int8_t { Cls, Mean };
   Query query = Query::Cls;
@@ -199,26 +223,28 @@ struct VisionProbeRequest {
 
 struct VisionAttentionProbe {
   std::int64_t layer = 0;
+  Modality kind = Modality::Image;  // the media of this run of the tower
   VisionProbeRequest request;
-  // Per medium (images, then videos, in input order): [heads or 1, patches] over its patches
-  // (CLIP: without the CLS key; Qwen: in merge-block order).
+  // Per medium of the kind, in input order: [heads or 1, patches] over its patches (CLIP: without
+  // the CLS key; Qwen: in merge-block order).
   std::vector<at::Tensor> attention;
   std::size_t index = 0;  // which request of ForwardHooks::vision_probes it answers
 };
 
 // vision.features (DESIGN's vision.merger): the tower's features before the projector, per
-// medium, where VisionZip and PruMerge+ work officially. LLaVA: the selected CLIP layer without
-// the CLS token, [patches, C]; Qwen: the patches entering the merger, [tokens * merge^2, C] in
-// merge-block order. A method may keep a subset of each medium's LLM tokens (`keep`, increasing
-// token indices) and give the features of only the kept tokens (a merge writes the merged
-// features there); the projector then runs on what is left and the sequence shrinks as with
-// VisionOut's keep.
+// medium, where VisionZip and PruMerge+ work officially. LLaVA: the selected CLIP layer(s) as
+// the projector takes them, [features per image, C] (without CLS under the default strategy);
+// Qwen: the patches entering the merger, [tokens * merge^2, C] in merge-block order. Replaceable.
+// A method may keep a subset of each medium's LLM tokens (`keep`, increasing token indices) and
+// give the features of only the kept tokens (a merge writes the merged features there); the
+// projector then runs on what is left and the sequence shrinks as with VisionOut's keep.
 struct VisionFeatures {
   std::vector<at::Tensor> features;  // per medium (images, then videos)
   std::vector<Modality> modality;    // per medium
   std::int64_t group = 1;            // feature rows per LLM token (Qwen: merge^2; LLaVA: 1)
   const TokenLayout* layout = nullptr;
   std::vector<at::Tensor> keep;  // per medium [kept tokens] int64; undefined or empty: all
+  PositionPolicy positions = PositionPolicy::Keep;
 };
 
 // blocks.{i}.mlp: `input` is the post-attention-norm hidden state [B, S, H], `output` the MLP's

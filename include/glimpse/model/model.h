@@ -114,6 +114,9 @@ struct DecodeState {
   // [B] int64: the rope position of each sequence's next token (M-RoPE: the same on all three
   // streams for text), set at prefill and advanced by every pass.
   at::Tensor next_position;
+  // Per layer, [B] int64 or undefined (0): how far a method's compaction (PositionPolicy::Compact)
+  // moved the positions of every later token down at that layer; added to nothing else.
+  std::vector<at::Tensor> position_shift;
   // Slots passed so far, padding included: the slot of the next token (the same for every row).
   std::int64_t past_length() const { return attention_mask.defined() ? attention_mask.size(1) : 0; }
   std::int64_t batch() const { return attention_mask.defined() ? attention_mask.size(0) : 0; }

@@ -27,9 +27,14 @@ struct TokenLayout {
 
   // Indices (int64, increasing) of the visual tokens of row `b`.
   at::Tensor visual_indices(std::int64_t b) const;
-  // The rows `keep` [S'] (increasing indices) of every sequence; needs batch 1 or the same keep
-  // for every row.
+  // The rows `keep` of every sequence: [S'] increasing indices (the same for every sequence), or
+  // [B, S'] per sequence, left-padded with -1 where a sequence keeps fewer (a padded slot is text
+  // with media -1, grid -1 and original index -1).
   TokenLayout select(const at::Tensor& keep) const;
 };
+
+// The tokens `keep` (as TokenLayout::select takes it) along dimension 1 of x [B, S, ...]. A
+// padded slot (-1) holds a copy of the sequence's first token; callers mask it.
+at::Tensor select_tokens(const at::Tensor& x, const at::Tensor& keep);
 
 }  // namespace glimpse::model

@@ -153,26 +153,28 @@ void AttentionMap::start(const model::BlockPre& block) {
   if (layout == nullptr || !layout->defined()) {
     throw Error("attention_map: the model gave no token layout");
   }
-  if (layout->batch() != 1) {
-    throw UnsupportedError("attention_map: batches of more than one sequence are not supported");
-  }
   prompt_length_ = layout->length();
   if (options_.query.prefill() && options_.query.last >= prompt_length_) {
     throw InputError("attention_map: query " + options_.query.to_string() +
                      " is outside the prompt of " + std::to_string(prompt_length_) + " tokens");
   }
   // Media in order (images, then videos, each by index), with their grid extents.
+  // Media are numbered over the whole batch; each belongs to one sequence.
   std::map<std::pair<int, std::int64_t>, std::array<std::int64_t, 3>> extents;
-  const at::Tensor modality = layout->modality[0].to(at::kInt).contiguous();
-  const at::Tensor media = layout->media_index[0].contiguous();
-  const at::Tensor grid = layout->grid[0].contiguous();
-  const auto* mo = modality.data_ptr<int>();
-  const auto* me = media.data_ptr<std::int64_t>();
-  const auto* g = grid.data_ptr<std::int64_t>();
-  for (std::int64_t i = 0; i < prompt_length_; ++i) {
-    if (mo[i] == static_cast<int>(model::Modality::Text) || g[3 * i] < 0) continue;
-    auto& e = extents[{mo[i], me[i]}];
-    for (int k = 0; k < 3; ++k) e[k] = std::max(e[k], g[3 * i + k] + 1);
+  std::map<std::pair<int, std::int64_t>, std::int64_t> sequence_of;
+  for (std::int64_t b = 0; b < layout->batch(); ++b) {
+    const at::Tensor modality = layout->modality[b].to(at::kInt).contiguous();
+    const at::Tensor media = layout->media_index[b].contiguous();
+    const at::Tensor grid = layout->grid[b].contiguous();
+    const auto* mo = modality.data_ptr<int>();
+    const auto* me = media.data_ptr<std::int64_t>();
+    const auto* g = grid.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < prompt_length_; ++i) {
+      if (mo[i] == static_cast<int>(model::Modality::Text) || g[3 * i] < 0) continue;
+      auto& e = extents[{mo[i], me[i]}];
+      for (int k = 0; k < 3; ++k) e[k] = std::max(e[k], g[3 * i + k] + 1);
+      sequence_of[{mo[i], me[i]}] = b;
+    }
   }
   media_.clear();
   sums_.clear();
@@ -186,6 +188,7 @@ void AttentionMap::start(const model::BlockPre& block) {
     m.t = e[0];
     m.h = e[1];
     m.w = e[2];
+    m.sequence = sequence_of[key];
     media_.push_back(m);
     sums_.push_back(at::zeros({nl, nh, m.t * m.h * m.w}, f32));
   }
@@ -222,12 +225,22 @@ std::optional<model::ProbeRequest> AttentionMap::probe(const model::ProbeSite& s
   const model::TokenLayout& layout = prefill_layouts_[static_cast<std::size_t>(s)].defined()
                                          ? prefill_layouts_[static_cast<std::size_t>(s)]
                                          : current_;
-  const at::Tensor original = layout.original_index[0].contiguous();
-  const auto* o = original.data_ptr<std::int64_t>();
+  // Probe rows are shared by the batch: every sequence must have the queried tokens at the same
+  // rows (true unless a method pruned the sequences differently).
   request.rows = model::RowSelection{};
-  for (std::int64_t i = 0; i < original.numel(); ++i) {
-    if (o[i] >= options_.query.first && o[i] <= options_.query.last)
-      request.rows.indices.push_back(i);
+  for (std::int64_t b = 0; b < layout.batch(); ++b) {
+    const at::Tensor original = layout.original_index[b].contiguous();
+    const auto* o = original.data_ptr<std::int64_t>();
+    std::vector<std::int64_t> rows;
+    for (std::int64_t i = 0; i < original.numel(); ++i) {
+      if (o[i] >= options_.query.first && o[i] <= options_.query.last) rows.push_back(i);
+    }
+    if (b > 0 && rows != request.rows.indices) {
+      throw UnsupportedError("attention_map: query " + options_.query.to_string() +
+                             " sits at different rows in the sequences of the batch at layer " +
+                             std::to_string(layer) + " (pruned differently)");
+    }
+    request.rows.indices = std::move(rows);
   }
   const auto want = options_.query.last - options_.query.first + 1;
   if (static_cast<std::int64_t>(request.rows.indices.size()) != want) {
@@ -244,8 +257,9 @@ void AttentionMap::on_attention_probe(const model::AttentionProbe& probe) {
   const model::TokenLayout& layout =
       prefill_layouts_[su].defined() ? prefill_layouts_[su] : current_;
   const at::Tensor& probs = probe.probs;  // [B, heads, rows, keys]
-  if (probs.dim() != 4 || probs.size(0) != 1) {
-    throw UnsupportedError("attention_map: expected a probe [1, heads, rows, keys]");
+  if (probs.dim() != 4 || probs.size(0) != layout.batch()) {
+    throw UnsupportedError("attention_map: expected a probe [" + std::to_string(layout.batch()) +
+                           ", heads, rows, keys]");
   }
   const std::int64_t n = layout.length(), keys = probs.size(3);
   // At prefill the keys are this pass's tokens; at a decode step the cached prompt comes first.
@@ -255,17 +269,17 @@ void AttentionMap::on_attention_probe(const model::AttentionProbe& probe) {
                 " tokens (a method in the same pipeline changed the sequence at this layer)");
   }
   const at::Tensor heads = at::tensor(heads_, at::TensorOptions().dtype(at::kLong));
-  // [heads', keys]: summed over the query rows, divided by the row count in maps().
+  // [B, heads', keys]: summed over the query rows, divided by the row count in maps().
   const at::Tensor mass =
-      probs[0].to(at::kFloat).index_select(0, heads).sum(1).narrow(1, 0, n).contiguous();
+      probs.to(at::kFloat).index_select(1, heads).sum(2).narrow(2, 0, n).contiguous();
   auto& cells = key_cells_[su];
   if (cells.empty()) {
     // Which key lands on which cell of which medium, from the layout this layer saw.
     const auto i64 = at::TensorOptions().dtype(at::kLong);
-    const at::Tensor modality = layout.modality[0].to(at::kInt);
-    const at::Tensor media = layout.media_index[0];
-    const at::Tensor grid = layout.grid[0];
     for (const auto& m : media_) {
+      const at::Tensor modality = layout.modality[m.sequence].to(at::kInt);
+      const at::Tensor media = layout.media_index[m.sequence];
+      const at::Tensor grid = layout.grid[m.sequence];
       const at::Tensor sel = modality.eq(static_cast<int>(m.modality))
                                  .logical_and(media.eq(m.index))
                                  .logical_and(grid.select(1, 0).ge(0));
@@ -276,7 +290,8 @@ void AttentionMap::on_attention_probe(const model::AttentionProbe& probe) {
     }
   }
   for (std::size_t m = 0; m < media_.size(); ++m) {
-    sums_[m][s].index_add_(1, cells[m].second, mass.index_select(1, cells[m].first));
+    sums_[m][s].index_add_(1, cells[m].second,
+                           mass[media_[m].sequence].index_select(1, cells[m].first));
   }
   const auto rows = static_cast<std::int64_t>(probe.rows.size());
   rows_per_slot_[su] += rows;

@@ -59,36 +59,52 @@ void FastV::on_block_pre(model::BlockPre& block) {
   if (!layout.defined() || !scores_.defined()) {
     throw Error("fastv: no attention probe of layer " + std::to_string(layer_ - 1) + " arrived");
   }
-  if (layout.batch() != 1) {
-    throw UnsupportedError(
-        "fastv: batches of more than one sequence are not supported (the "
-        "official code asserts batch 1)");
-  }
-  const std::int64_t s = layout.length();
-  const at::Tensor visual = layout.visual_indices(0);
-  const std::int64_t n = visual.numel();
-  // kept = round(N(1-R)); Python's round is half to even, as nearbyint is by default.
-  const auto keep_n =
-      static_cast<std::int64_t>(std::nearbyint(static_cast<double>(n) * (1.0 - ratio_)));
-  before_ = n;
-  after_ = keep_n;
+  const std::int64_t s = layout.length(), batch = layout.batch();
   const model::DecoderShape& shape = *block.shape;
-  const std::int64_t text = s - n, s_after = text + keep_n;
-  flops_before_ = static_cast<double>(shape.num_layers) * shape.layer_flops(s, s);
-  flops_after_ =
-      static_cast<double>(layer_) * shape.layer_flops(s, s) +
-      static_cast<double>(shape.num_layers - layer_) * shape.layer_flops(s_after, s_after);
+  // Per sequence (the official code asserts batch 1; each row is ranked on its own here): keep
+  // round(N_b (1 - R)) of its N_b visual tokens, ranked by its own last row's attention. Keys of
+  // the probe cover any cached prefix first; the current tokens are the last s.
+  const at::Tensor scores = scores_.narrow(1, scores_.size(1) - s, s);
+  std::vector<at::Tensor> rows;
+  std::int64_t widest = 0;
+  before_ = after_ = 0;
+  flops_before_ = flops_after_ = 0;
+  bool dropped = false;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const at::Tensor visual = layout.visual_indices(b);
+    const std::int64_t n = visual.numel();
+    // kept = round(N(1-R)); Python's round is half to even, as nearbyint is by default.
+    const auto keep_n =
+        static_cast<std::int64_t>(std::nearbyint(static_cast<double>(n) * (1.0 - ratio_)));
+    before_ += n;
+    after_ += keep_n;
+    const std::int64_t s_after = s - n + keep_n;
+    flops_before_ += static_cast<double>(shape.num_layers) * shape.layer_flops(s, s);
+    flops_after_ +=
+        static_cast<double>(layer_) * shape.layer_flops(s, s) +
+        static_cast<double>(shape.num_layers - layer_) * shape.layer_flops(s_after, s_after);
+    dropped = dropped || keep_n != n;
+    const at::Tensor top = std::get<1>(at::topk(scores[b].index_select(0, visual), keep_n));
+    at::Tensor keep_mask = layout.modality[b].eq(static_cast<int>(model::Modality::Text));
+    keep_mask.index_fill_(0, visual.index_select(0, top), true);
+    rows.push_back(keep_mask.nonzero().view({-1}));  // text and kept visual, original order
+    widest = std::max(widest, rows.back().numel());
+  }
   applied_ = true;
-  if (keep_n == n) {
+  if (!dropped) {
     kept_ = at::arange(s, at::TensorOptions().dtype(at::kLong));
     return;  // nothing to drop: leave the sequence untouched (bitwise equal to no FastV)
   }
-  // Keys of the probe cover any cached prefix first; the current tokens are the last s.
-  const at::Tensor scores = scores_[0].narrow(0, scores_.size(1) - s, s);
-  const at::Tensor top = std::get<1>(at::topk(scores.index_select(0, visual), keep_n));
-  at::Tensor keep_mask = layout.modality[0].eq(static_cast<int>(model::Modality::Text));
-  keep_mask.index_fill_(0, visual.index_select(0, top), true);
-  kept_ = keep_mask.nonzero().view({-1});  // increasing: text and kept visual, original order
+  if (batch == 1) {
+    kept_ = rows[0];
+  } else {
+    // Sequences that keep fewer tokens are left-padded with -1 (masked slots).
+    kept_ = at::full({batch, widest}, -1, at::TensorOptions().dtype(at::kLong));
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const std::int64_t n = rows[static_cast<std::size_t>(b)].numel();
+      kept_[b].narrow(0, widest - n, n).copy_(rows[static_cast<std::size_t>(b)]);
+    }
+  }
   block.keep = kept_;
 }
 

@@ -3,7 +3,8 @@
 // FastV (Chen et al., "An Image is Worth 1/2 Tokens After Layer 2"): at layer K, drop the
 // fraction R of visual tokens that the last prompt token attends to least at layer K-1 (head
 // mean), keeping round(N(1-R)) with their original positions. Prefill only; the cache of layers
-// >= K holds the kept tokens and decode positions continue from the full prompt length.
+// >= K holds the kept tokens and decode positions continue from the full prompt length. In a
+// batch each sequence is ranked by its own last row (the official code asserts batch 1).
 // Official code: FastV src/transformers/.../modeling_llama.py:LlamaModel.forward (in-place path)
 // and llava-hf/.../modeling_llama.py:LlamaModel.fastv_forward (KV cache). The older
 // modeling_llama_fastv_kvcache.py's compacted decode positions are a bug and are not copied.
@@ -29,7 +30,8 @@ class FastV : public pipeline::Method {
   void on_block_pre(model::BlockPre& block) override;
 
   void check_layer(std::int64_t layers) const;
-  // The kept indices of the last prefill (into the sequence as it entered layer K).
+  // The kept indices of the last prefill (into the sequence as it entered layer K): [S'], or for
+  // a batch [B, S'] with each sequence's own tokens, left-padded with -1.
   const at::Tensor& kept() const { return kept_; }
 
  private:

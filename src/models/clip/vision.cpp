@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "glimpse/core/error.h"
+#include "layers/probe.h"
 #include "layers/weights.h"
 
 namespace glimpse::models::clip {
@@ -55,8 +56,40 @@ VisionTransformer::VisionTransformer(layers::WeightLoader& w, const VisionConfig
   post_layernorm_ = layers::LayerNorm::load(w, p + "post_layernorm", h, c.layer_norm_eps);
 }
 
+namespace {
+
+// The vision probes `hooks` want at `layer` over q, k [images, heads, 1 + patches, d] (CLS first):
+// the attention each patch receives from CLS, or averaged over the patch queries.
+void deliver_probes(model::ForwardHooks& hooks, std::int64_t layer, const at::Tensor& q,
+                    const at::Tensor& k) {
+  const auto requests = hooks.vision_probes(layer);
+  if (requests.empty()) return;
+  const std::int64_t n = q.size(0), patches = q.size(2) - 1;
+  model::ProbeRequest sum;
+  sum.over_rows = model::ProbeReduce::Sum;
+  at::Tensor cls, mean;  // [images, heads, patches], computed when asked
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const bool from_cls = requests[i].query == model::VisionProbeRequest::Query::Cls;
+    at::Tensor& a = from_cls ? cls : mean;
+    if (!a.defined()) {
+      const at::Tensor rows = from_cls ? q.narrow(2, 0, 1) : q.narrow(2, 1, patches);
+      a = layers::attention_probe(rows, k, at::Tensor(), {}, sum).squeeze(2).narrow(2, 1, patches);
+      if (!from_cls) a = a / static_cast<double>(patches);
+    }
+    model::VisionAttentionProbe out;
+    out.layer = layer;
+    out.request = requests[i];
+    out.index = i;
+    for (std::int64_t m = 0; m < n; ++m)
+      out.attention.push_back(requests[i].mean_heads ? a[m].mean(0, true) : a[m]);
+    hooks.on_vision_attention_probe(out);
+  }
+}
+
+}  // namespace
+
 VisionOutput VisionTransformer::forward(const at::Tensor& pixel_values, std::int64_t run_layers,
-                                        bool output_attentions) const {
+                                        bool output_attentions, model::ForwardHooks* hooks) const {
   const VisionConfig& c = config_;
   if (pixel_values.dim() != 4 || pixel_values.size(1) != c.num_channels ||
       pixel_values.size(2) != c.image_size || pixel_values.size(3) != c.image_size) {
@@ -79,19 +112,34 @@ VisionOutput VisionTransformer::forward(const at::Tensor& pixel_values, std::int
   const std::int64_t count = run_layers < 0 ? c.num_layers : std::min(run_layers, c.num_layers);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   const std::int64_t s = x.size(1);
+  auto block_site = [&](std::int64_t i, bool post) {
+    model::VisionBlock site;
+    site.layer = i;
+    site.post = post;
+    site.hidden = x;
+    hooks->on_vision_block(site);
+    if (!site.hidden.defined() || site.hidden.sizes() != x.sizes()) {
+      throw InputError("vision.blocks." + std::to_string(i) + (post ? ".post" : ".pre") +
+                       ": a hook changed the hidden-state shape " + c10::str(x.sizes()));
+    }
+    x = site.hidden.to(x.scalar_type());
+  };
   for (std::int64_t i = 0; i < count; ++i) {
     const Layer& l = layers_[i];
+    if (hooks) block_site(i, false);
     const at::Tensor hn = l.layer_norm1(x);
     auto split = [&](const layers::Linear& proj) {
       return proj(hn).view({n, s, heads, d}).transpose(1, 2);
     };
     const at::Tensor q = split(l.q_proj), k = split(l.k_proj), v = split(l.v_proj);
+    if (hooks) deliver_probes(*hooks, i, q, k);
     at::Tensor probs;
     const at::Tensor attn = layers::attention(q, k, v, scale, at::Tensor(), /*causal=*/false,
                                               output_attentions ? &probs : nullptr);
     if (output_attentions) out.attentions.push_back(probs);
     x = x + l.out_proj(attn.view({n, s, h}));
     x = x + l.fc2(layers::activate(l.fc1(l.layer_norm2(x)), c.act));
+    if (hooks) block_site(i, true);
     out.hidden_states.push_back(x);
   }
   if (count == c.num_layers) out.pooler_output = post_layernorm_(x.select(1, 0));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "glimpse/core/config.h"
+#include "glimpse/model/hooks.h"
 #include "layers/modules.h"
 
 namespace glimpse::models::clip {
@@ -41,8 +42,9 @@ class VisionTransformer {
                     const std::string& prefix);
   // pixel_values [n, C, image_size, image_size]. Runs `layers` encoder layers (all when < 0);
   // the pooler output is computed only when every layer ran.
+  // With `hooks`, the sites vision.blocks.{i}.pre/post and the vision probes of the layers run.
   VisionOutput forward(const at::Tensor& pixel_values, std::int64_t layers = -1,
-                       bool output_attentions = false) const;
+                       bool output_attentions = false, model::ForwardHooks* hooks = nullptr) const;
   const VisionConfig& config() const { return config_; }
 
  private:

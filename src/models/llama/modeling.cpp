@@ -94,7 +94,7 @@ model::TokenLayout CausalLM::token_layout(const model::ForwardInputs& in,
 }
 
 at::Tensor CausalLM::embed(const model::ForwardInputs& inputs, const model::TokenLayout&,
-                           model::ForwardHooks*) const {
+                           model::ForwardHooks*, layers::PromptCut&) const {
   for (const auto& [name, t] : model::named_tensors(inputs)) {
     if (name != "input_ids" && name != "attention_mask") {
       throw InputError(name + ": " + architecture_ + " is a text-only model (no images or videos)");
@@ -135,11 +135,22 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
   }
   model::TokenLayout layout = token_layout(in, first);
   layout.positions = out.position_ids.unsqueeze(0);
-  const at::Tensor x =
-      prefill || media ? embed(in, layout, options.hooks) : decoder_->embed(in.input_ids);
+  layers::PromptCut cut;  // image tokens the vision sites dropped
+  at::Tensor x =
+      prefill || media ? embed(in, layout, options.hooks, cut) : decoder_->embed(in.input_ids);
+  at::Tensor attention_mask = in.attention_mask;
+  if (cut.any()) {
+    const at::Tensor removed = layers::apply_cut(cut, x, attention_mask, layout);
+    out.position_ids = layout.positions[0];
+    if (state != nullptr && cut.positions == model::PositionPolicy::Compact)
+      state->next_position = state->next_position - removed;
+  }
   const auto [cos, sin] = layers::rope_cos_sin(rope_, out.position_ids, dtype_);
-  return decoder_->forward(x, cos, sin, in.attention_mask, std::move(layout), options, state,
-                           prefill, std::move(out));
+  const layers::RopeFn rope = [this](const at::Tensor& positions) {
+    return layers::rope_cos_sin(rope_, positions[0], dtype_);
+  };
+  return decoder_->forward(x, cos, sin, attention_mask, std::move(layout), options, state, prefill,
+                           std::move(out), rope);
 }
 
 model::ForwardOutput CausalLM::forward(const model::ForwardInputs& inputs,

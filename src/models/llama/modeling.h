@@ -9,6 +9,7 @@
 
 #include "glimpse/model/model.h"
 #include "layers/decoder.h"
+#include "layers/media_cut.h"
 #include "layers/rope.h"
 
 namespace glimpse::model {
@@ -52,10 +53,10 @@ class CausalLM : public model::Model {
                                             const model::LoadOptions& options);
 
  protected:
-  // Input embeddings for a prefill; LLaVA scatters image features into them (after the
-  // vision.out site of `hooks`).
+  // Input embeddings for a prefill; LLaVA scatters image features into them (after the vision
+  // sites of `hooks`, whose keeps go to `cut`).
   virtual at::Tensor embed(const model::ForwardInputs& inputs, const model::TokenLayout& layout,
-                           model::ForwardHooks* hooks) const;
+                           model::ForwardHooks* hooks, layers::PromptCut& cut) const;
   // The layout of new tokens (all text here; LLaVA marks its image tokens). `first` is the
   // original index of the first one.
   virtual model::TokenLayout token_layout(const model::ForwardInputs& inputs,

@@ -94,24 +94,31 @@ std::unique_ptr<model::Model> LlavaForConditionalGeneration::load(
   return model;
 }
 
-ImageFeatures LlavaForConditionalGeneration::image_features(const at::Tensor& pixel_values,
-                                                            bool output_attentions) const {
+at::Tensor LlavaForConditionalGeneration::selected_features(const at::Tensor& pixel_values,
+                                                            bool output_attentions,
+                                                            model::ForwardHooks* hooks,
+                                                            clip::VisionOutput* vision) const {
   // Run only as deep as the deepest selected layer (the last layer is unused for -2).
   const std::int64_t n = llava_.vision.num_layers + 1;
   std::int64_t deepest = 0;
   for (const auto layer : llava_.vision_feature_layers) {
     deepest = std::max(deepest, layer < 0 ? layer + n : layer);
   }
-  ImageFeatures out;
-  out.vision = vision_->forward(pixel_values, output_attentions ? -1 : deepest, output_attentions);
+  *vision =
+      vision_->forward(pixel_values, output_attentions ? -1 : deepest, output_attentions, hooks);
   std::vector<at::Tensor> selected;
   for (const auto layer : llava_.vision_feature_layers) {
-    at::Tensor h = out.vision.hidden_states[layer < 0 ? layer + n : layer];
+    at::Tensor h = vision->hidden_states[layer < 0 ? layer + n : layer];
     if (llava_.vision_feature_select_strategy == "default") h = h.narrow(1, 1, h.size(1) - 1);
     selected.push_back(h);
   }
-  const at::Tensor h = selected.size() == 1 ? selected[0] : at::cat(selected, -1);
-  out.features = linear_2_(layers::activate(linear_1_(h), llava_.projector_act));
+  return selected.size() == 1 ? selected[0] : at::cat(selected, -1);
+}
+
+ImageFeatures LlavaForConditionalGeneration::image_features(const at::Tensor& pixel_values,
+                                                            bool output_attentions) const {
+  ImageFeatures out;
+  out.features = project(selected_features(pixel_values, output_attentions, nullptr, &out.vision));
   return out;
 }
 
@@ -126,16 +133,19 @@ model::MediaEmbeds LlavaForConditionalGeneration::embed_media(const model::Forwa
 
 at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in,
                                                 const model::TokenLayout& layout,
-                                                model::ForwardHooks* hooks) const {
+                                                model::ForwardHooks* hooks,
+                                                layers::PromptCut& cut) const {
   if (in.pixel_values_videos.defined() || in.video_embeds.defined()) {
     throw InputError(
         std::string(in.video_embeds.defined() ? "video_embeds" : "pixel_values_videos") + ": " +
         architecture() + " takes images only, no videos");
   }
+  if (hooks != nullptr && !hooks->active()) hooks = nullptr;
   at::Tensor x = decoder().embed(in.input_ids);
-  const at::Tensor mask = in.input_ids.eq(llava_.image_token_index);
-  const std::int64_t tokens = mask.sum().item<std::int64_t>();
+  const std::int64_t tokens = in.input_ids.eq(llava_.image_token_index).sum().item<std::int64_t>();
   model::VisionOut vision;
+  at::Tensor keep;  // kept image tokens; undefined: all
+  model::PositionPolicy policy = model::PositionPolicy::Keep;
   if (in.image_embeds.defined()) {
     if (in.image_embeds.dim() != 2 || in.image_embeds.size(0) != tokens ||
         in.image_embeds.size(1) != x.size(-1)) {
@@ -145,14 +155,53 @@ at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in,
     }
     vision.image_embeds = in.image_embeds.to(x.scalar_type());
   } else if (in.pixel_values.defined()) {
+    const std::int64_t per_image = llava_.features_per_image();
     const std::int64_t features =
-        in.pixel_values.dim() == 4 ? in.pixel_values.size(0) * llava_.features_per_image() : -1;
+        in.pixel_values.dim() == 4 ? in.pixel_values.size(0) * per_image : -1;
     if (features >= 0 && tokens != features) {
       throw InputError("Image features and image tokens do not match: tokens: " +
                        std::to_string(tokens) + ", features " + std::to_string(features));
     }
-    const at::Tensor f = image_features(in.pixel_values).features.to(x.scalar_type());
-    vision.image_embeds = f.reshape({-1, f.size(-1)});
+    clip::VisionOutput tower;
+    const at::Tensor h = selected_features(in.pixel_values, false, hooks, &tower);
+    at::Tensor f;
+    if (hooks) {
+      // vision.features: the projector's input per image.
+      model::VisionFeatures site;
+      site.layout = &layout;
+      for (std::int64_t m = 0; m < h.size(0); ++m) {
+        site.features.push_back(h[m]);
+        site.modality.push_back(model::Modality::Image);
+      }
+      const std::vector<at::Tensor> given = site.features;
+      hooks->on_vision_features(site);
+      if (site.features.size() != given.size()) {
+        throw InputError("vision.features: a hook changed the number of images");
+      }
+      bool changed = false;
+      std::vector<at::Tensor> kept;
+      for (std::size_t m = 0; m < given.size(); ++m) {
+        const at::Tensor k = m < site.keep.size() ? site.keep[m] : at::Tensor();
+        const at::Tensor& feats = site.features[m];
+        const std::string what = "vision.features: image " + std::to_string(m);
+        changed = changed || k.defined() || !feats.is_same(given[m]);
+        if (!feats.defined() || feats.dim() != 2 || feats.size(1) != h.size(2)) {
+          throw InputError(what + ": expected features [tokens, " + std::to_string(h.size(2)) +
+                           "], found " + (feats.defined() ? c10::str(feats.sizes()) : "none"));
+        }
+        if (!k.defined() && feats.size(0) != per_image) {
+          throw InputError(what + ": a hook changed the number of features without a keep");
+        }
+        kept.push_back(k.defined() ? layers::kept_rows(feats, k, per_image, what) : feats);
+      }
+      if (changed) {
+        f = project(at::cat(kept).to(h.scalar_type()));
+        keep = layers::concat_keeps(site.keep, std::vector<std::int64_t>(given.size(), per_image));
+        if (site.positions == model::PositionPolicy::Compact) policy = site.positions;
+      }
+    }
+    if (!f.defined()) f = project(h);
+    vision.image_embeds = f.reshape({-1, f.size(-1)}).to(x.scalar_type());
   } else {
     if (tokens > 0) {
       throw InputError("input_ids has " + std::to_string(tokens) +
@@ -162,12 +211,24 @@ at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in,
   }
   if (hooks) {
     vision.layout = &layout;
-    const auto sizes = vision.image_embeds.sizes().vec();
+    const at::Tensor before = vision.image_embeds;
     hooks->on_vision_out(vision);
-    if (!vision.image_embeds.defined() || vision.image_embeds.sizes().vec() != sizes) {
+    if (vision.video_embeds.defined() || vision.video_keep.defined()) {
+      throw InputError("vision.out: video features given to a model that takes images only");
+    }
+    if (vision.image_keep.defined()) {
+      vision.image_embeds = layers::kept_rows(vision.image_embeds, vision.image_keep,
+                                              before.size(0), "vision.out: image_keep");
+      const at::Tensor own = model::checked_keep(vision.image_keep, before.size(0), "image_keep");
+      keep = keep.defined() ? keep.index_select(0, own) : own;
+      if (vision.positions == model::PositionPolicy::Compact) policy = vision.positions;
+    } else if (!vision.image_embeds.defined() || vision.image_embeds.sizes() != before.sizes()) {
       throw InputError("vision.out: a hook changed the shape of the image features");
     }
   }
+  layers::drop_media_rows(in.input_ids, llava_.image_token_index, keep, cut);
+  if (cut.any()) cut.positions = policy;
+  const at::Tensor mask = layers::scatter_mask(in.input_ids, llava_.image_token_index, cut);
   return x.masked_scatter(mask.unsqueeze(-1).expand_as(x), vision.image_embeds.to(x.scalar_type()));
 }
 

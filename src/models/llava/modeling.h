@@ -47,6 +47,13 @@ class LlavaForConditionalGeneration : public llama::CausalLM {
   // get_image_features: vision tower, selected layers, strategy, projector.
   ImageFeatures image_features(const at::Tensor& pixel_values,
                                bool output_attentions = false) const;
+  // The tower (with its hook sites) and the selected layers and strategy: the projector's input
+  // [images, features per image, C].
+  at::Tensor selected_features(const at::Tensor& pixel_values, bool output_attentions,
+                               model::ForwardHooks* hooks, clip::VisionOutput* vision) const;
+  at::Tensor project(const at::Tensor& features) const {
+    return linear_2_(layers::activate(linear_1_(features), llava_.projector_act));
+  }
   const LlavaConfig& llava_config() const { return llava_; }
   model::MediaEmbeds embed_media(const model::ForwardInputs& inputs) override;
   std::optional<model::SyntheticImage> synthetic_image(
@@ -55,7 +62,7 @@ class LlavaForConditionalGeneration : public llama::CausalLM {
 
  protected:
   at::Tensor embed(const model::ForwardInputs& inputs, const model::TokenLayout& layout,
-                   model::ForwardHooks* hooks) const override;
+                   model::ForwardHooks* hooks, layers::PromptCut& cut) const override;
   model::TokenLayout token_layout(const model::ForwardInputs& inputs,
                                   std::int64_t first) const override;
 

@@ -99,65 +99,179 @@ model::MediaEmbeds Qwen2VLForConditionalGeneration::embed_media(const model::For
 
 at::Tensor Qwen2VLForConditionalGeneration::embed(const model::ForwardInputs& in,
                                                   const model::TokenLayout& layout,
-                                                  model::ForwardHooks* hooks) const {
+                                                  model::ForwardHooks* hooks,
+                                                  layers::PromptCut& cut) const {
   const at::Tensor ids = in.input_ids;
   at::Tensor x = decoder_->embed(ids);
+  if (hooks != nullptr && !hooks->active()) hooks = nullptr;
   const std::int64_t unit = config_.vision.spatial_merge_size * config_.vision.spatial_merge_size;
-  // The features of one kind: the given embeds, else the vision tower on the pixels
+  // One kind of media: the given embeds, else the vision tower on the pixels
   // (get_image_features / get_video_features), checked against the placeholder count.
-  auto features = [&](const at::Tensor& pixels, const at::Tensor& grid, const at::Tensor& given,
-                      std::int64_t token, const char* pixels_name, const char* grid_name,
-                      const char* embeds_name, const char* kind) {
-    const std::int64_t tokens = ids.eq(token).sum().item<std::int64_t>();
-    if (given.defined()) {
-      if (given.dim() != 2 || given.size(0) != tokens || given.size(1) != x.size(-1)) {
-        throw InputError(std::string(embeds_name) + ": expected [" + std::to_string(tokens) + ", " +
-                         std::to_string(x.size(-1)) + "] (one row per " + kind + " token), found " +
-                         c10::str(given.sizes()));
+  struct Kind {
+    const at::Tensor& pixels;
+    const at::Tensor& grid;
+    const at::Tensor& given;
+    std::int64_t token;
+    const char *pixels_name, *grid_name, *embeds_name, *name;
+    model::Modality modality;
+    VisionTransformer::Encoding encoding;  // from the tower
+    at::Tensor embeds;                     // one row per kept placeholder
+    at::Tensor keep;                       // kept placeholders of the kind; undefined: all
+    std::int64_t tokens = 0;               // placeholders in input_ids
+  };
+  Kind kinds[2] = {{in.pixel_values,
+                    in.image_grid_thw,
+                    in.image_embeds,
+                    config_.image_token_id,
+                    "pixel_values",
+                    "image_grid_thw",
+                    "image_embeds",
+                    "Image",
+                    model::Modality::Image,
+                    {},
+                    {},
+                    {},
+                    0},
+                   {in.pixel_values_videos,
+                    in.video_grid_thw,
+                    in.video_embeds,
+                    config_.video_token_id,
+                    "pixel_values_videos",
+                    "video_grid_thw",
+                    "video_embeds",
+                    "Video",
+                    model::Modality::Video,
+                    {},
+                    {},
+                    {},
+                    0}};
+  for (Kind& k : kinds) {
+    k.tokens = ids.eq(k.token).sum().item<std::int64_t>();
+    if (k.given.defined()) {
+      if (k.given.dim() != 2 || k.given.size(0) != k.tokens || k.given.size(1) != x.size(-1)) {
+        throw InputError(std::string(k.embeds_name) + ": expected [" + std::to_string(k.tokens) +
+                         ", " + std::to_string(x.size(-1)) + "] (one row per " + k.name +
+                         " token), found " + c10::str(k.given.sizes()));
       }
-      return given.to(x.scalar_type());
+      k.embeds = k.given.to(x.scalar_type());
+      continue;
     }
-    if (!pixels.defined()) {
-      if (tokens > 0) {
-        throw InputError(std::string("input_ids has ") + std::to_string(tokens) + " " + kind +
-                         " tokens but " + pixels_name + " is missing");
+    if (!k.pixels.defined()) {
+      if (k.tokens > 0) {
+        throw InputError(std::string("input_ids has ") + std::to_string(k.tokens) + " " + k.name +
+                         " tokens but " + k.pixels_name + " is missing");
       }
-      return at::Tensor();
+      continue;
     }
-    const at::Tensor g = check_vision(pixels, grid, config_.vision, pixels_name, grid_name);
-    const std::int64_t count = pixels.size(0) / unit;
-    if (tokens != count) {
-      throw InputError(std::string(kind) + " features and " + kind +
-                       " tokens do not match: tokens: " + std::to_string(tokens) + ", features " +
+    const at::Tensor g = check_vision(k.pixels, k.grid, config_.vision, k.pixels_name, k.grid_name);
+    const std::int64_t count = k.pixels.size(0) / unit;
+    if (k.tokens != count) {
+      throw InputError(std::string(k.name) + " features and " + k.name +
+                       " tokens do not match: tokens: " + std::to_string(k.tokens) + ", features " +
                        std::to_string(count));
     }
-    return vision_->forward(pixels, g).to(x.scalar_type());
-  };
-  model::VisionOut vision;
-  vision.image_embeds =
-      features(in.pixel_values, in.image_grid_thw, in.image_embeds, config_.image_token_id,
-               "pixel_values", "image_grid_thw", "image_embeds", "Image");
-  vision.video_embeds =
-      features(in.pixel_values_videos, in.video_grid_thw, in.video_embeds, config_.video_token_id,
-               "pixel_values_videos", "video_grid_thw", "video_embeds", "Video");
-  vision.layout = &layout;
-  if (hooks && (vision.image_embeds.defined() || vision.video_embeds.defined())) {
-    auto shape = [](const at::Tensor& t) {
-      return t.defined() ? t.sizes().vec() : std::vector<std::int64_t>{};
-    };
-    const auto image = shape(vision.image_embeds), video = shape(vision.video_embeds);
-    hooks->on_vision_out(vision);
-    if (shape(vision.image_embeds) != image || shape(vision.video_embeds) != video) {
-      throw InputError("vision.out: a hook changed the shape of the vision features");
+    k.encoding = vision_->encode(k.pixels, g, nullptr, hooks, k.modality);
+  }
+  model::PositionPolicy policy = model::PositionPolicy::Keep;
+  if (hooks && (kinds[0].encoding.hidden.defined() || kinds[1].encoding.hidden.defined())) {
+    // vision.features: the patches entering the merger, per medium in merge-block order.
+    model::VisionFeatures f;
+    f.group = unit;
+    f.layout = &layout;
+    for (Kind& k : kinds) {
+      if (!k.encoding.hidden.defined()) continue;
+      const at::Tensor rows = vision_->merge_block_order(k.encoding);
+      std::int64_t offset = 0;
+      for (const std::int64_t p : k.encoding.patches) {
+        f.features.push_back(rows.narrow(0, offset, p));
+        f.modality.push_back(k.modality);
+        offset += p;
+      }
+    }
+    const std::vector<at::Tensor> given = f.features;
+    hooks->on_vision_features(f);
+    if (f.features.size() != given.size()) {
+      throw InputError("vision.features: a hook changed the number of media");
+    }
+    std::size_t j = 0;
+    for (Kind& k : kinds) {
+      if (!k.encoding.hidden.defined()) continue;
+      std::vector<at::Tensor> kept, keeps;
+      std::vector<std::int64_t> tokens;
+      bool changed = false;
+      for (const std::int64_t p : k.encoding.patches) {
+        const at::Tensor& feats = f.features[j];
+        const at::Tensor keep = j < f.keep.size() ? f.keep[j] : at::Tensor();
+        const std::string what = "vision.features: medium " + std::to_string(j);
+        changed = changed || keep.defined() || !feats.is_same(given[j]);
+        if (!feats.defined() || feats.dim() != 2 || feats.size(1) != given[j].size(1) ||
+            feats.size(0) % unit != 0) {
+          throw InputError(what + ": expected features [tokens * " + std::to_string(unit) + ", " +
+                           std::to_string(given[j].size(1)) + "], found " +
+                           (feats.defined() ? c10::str(feats.sizes()) : "none"));
+        }
+        at::Tensor rows = feats.view({feats.size(0) / unit, -1});
+        if (keep.defined()) rows = layers::kept_rows(rows, keep, p / unit, what);
+        if (!keep.defined() && rows.size(0) != p / unit) {
+          throw InputError(what + ": a hook changed the number of features without a keep");
+        }
+        kept.push_back(rows.reshape({-1, feats.size(1)}).to(given[j].scalar_type()));
+        keeps.push_back(keep);
+        tokens.push_back(p / unit);
+        ++j;
+      }
+      // Untouched features take the reference's path (the merger in window order).
+      if (changed) {
+        k.embeds =
+            vision_->merge_rows(kept.size() == 1 ? kept[0] : at::cat(kept)).to(x.scalar_type());
+        k.keep = layers::concat_keeps(keeps, tokens);
+      }
+    }
+    if (f.positions == model::PositionPolicy::Compact) policy = f.positions;
+  }
+  for (Kind& k : kinds) {
+    if (k.encoding.hidden.defined() && !k.embeds.defined()) {
+      k.embeds = vision_->merge(k.encoding).to(x.scalar_type());
     }
   }
-  auto scatter = [&](const at::Tensor& feats, std::int64_t token) {
-    if (!feats.defined()) return;
-    const at::Tensor mask = ids.eq(token).unsqueeze(-1).expand_as(x);
-    x = x.masked_scatter(mask, feats.to(x.scalar_type()));
-  };
-  scatter(vision.image_embeds, config_.image_token_id);
-  scatter(vision.video_embeds, config_.video_token_id);
+  if (hooks && (kinds[0].embeds.defined() || kinds[1].embeds.defined())) {
+    model::VisionOut vision;
+    vision.image_embeds = kinds[0].embeds;
+    vision.video_embeds = kinds[1].embeds;
+    vision.layout = &layout;
+    hooks->on_vision_out(vision);
+    at::Tensor* out_embeds[2] = {&vision.image_embeds, &vision.video_embeds};
+    const at::Tensor out_keeps[2] = {vision.image_keep, vision.video_keep};
+    for (int i = 0; i < 2; ++i) {
+      Kind& k = kinds[i];
+      const std::string what = std::string("vision.out: ") + (i == 0 ? "image" : "video");
+      if (!k.embeds.defined()) {
+        if (out_embeds[i]->defined() || out_keeps[i].defined())
+          throw InputError(what + ": the prompt has no such media");
+        continue;
+      }
+      const std::int64_t rows = k.embeds.size(0);
+      if (out_keeps[i].defined()) {
+        k.embeds = layers::kept_rows(*out_embeds[i], out_keeps[i], rows, what + "_keep");
+        const at::Tensor own = model::checked_keep(out_keeps[i], rows, what + "_keep");
+        k.keep = k.keep.defined() ? k.keep.index_select(0, own) : own;
+        if (vision.positions == model::PositionPolicy::Compact) policy = vision.positions;
+      } else if (!out_embeds[i]->defined() || out_embeds[i]->sizes() != k.embeds.sizes()) {
+        throw InputError(what + "_embeds: a hook changed the shape of the vision features");
+      } else {
+        k.embeds = *out_embeds[i];
+      }
+    }
+  }
+  for (Kind& k : kinds) {
+    layers::drop_media_rows(ids, k.token, k.keep, cut);
+  }
+  if (cut.any()) cut.positions = policy;
+  for (const Kind& k : kinds) {
+    if (!k.embeds.defined()) continue;
+    const at::Tensor mask = layers::scatter_mask(ids, k.token, cut).unsqueeze(-1).expand_as(x);
+    x = x.masked_scatter(mask, k.embeds.to(x.scalar_type()));
+  }
   return x;
 }
 
@@ -178,6 +292,7 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
   model::ForwardOutput out;
   at::Tensor x;
   model::TokenLayout layout;
+  layers::PromptCut cut;  // visual tokens the vision sites dropped
   if (!prefill && b != state->batch()) {
     throw InputError("input_ids: batch of " + std::to_string(b) + " differs from the state's " +
                      std::to_string(state->batch()));
@@ -199,7 +314,7 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
     out.position_ids = rope.position_ids;
     out.rope_deltas = rope.rope_deltas;
     layout = std::move(rope.layout);
-    x = embed(in, layout, options.hooks);
+    x = embed(in, layout, options.hooks, cut);
   } else {
     // Text after the cache (decode steps, appended turns): the next positions, the same on all
     // three streams; left padding of the chunk takes none.
@@ -216,13 +331,26 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
     layout.positions = out.position_ids;
     layout.original_index = at::arange(past, past + s, i64).view({1, s}).repeat({b, 1});
   }
-  const auto [cos, sin] = mrope_cos_sin(config_, out.position_ids, dtype_);
+  at::Tensor attention_mask = in.attention_mask;
+  at::Tensor next;
   if (state != nullptr) {
     // rope_deltas = max position + 1 - slots: the next position is slots + rope_deltas.
-    state->next_position = (out.rope_deltas.view({b}) + state->past_length() + s).contiguous();
+    next = (out.rope_deltas.view({b}) + state->past_length() + s).contiguous();
   }
-  return decoder_->forward(x, cos, sin, in.attention_mask, std::move(layout), options, state,
-                           prefill, std::move(out));
+  if (cut.any()) {
+    const at::Tensor removed = layers::apply_cut(cut, x, attention_mask, layout);
+    out.position_ids = layout.positions;
+    if (next.defined() && cut.positions == model::PositionPolicy::Compact) next = next - removed;
+    // Still the next position minus the slots the cache will hold.
+    if (next.defined()) out.rope_deltas = (next - state->past_length() - x.size(1)).view({b, 1});
+  }
+  if (state != nullptr) state->next_position = next;
+  const auto [cos, sin] = mrope_cos_sin(config_, out.position_ids, dtype_);
+  const layers::RopeFn rope = [this](const at::Tensor& positions) {
+    return mrope_cos_sin(config_, positions, dtype_);
+  };
+  return decoder_->forward(x, cos, sin, attention_mask, std::move(layout), options, state, prefill,
+                           std::move(out), rope);
 }
 
 model::ForwardOutput Qwen2VLForConditionalGeneration::forward(

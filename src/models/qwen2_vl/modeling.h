@@ -9,6 +9,7 @@
 
 #include "glimpse/model/model.h"
 #include "layers/decoder.h"
+#include "layers/media_cut.h"
 #include "models/qwen2_vl/config.h"
 #include "models/qwen2_vl/vision.h"
 
@@ -54,9 +55,10 @@ class Qwen2VLForConditionalGeneration : public model::Model {
   model::ForwardOutput run(const model::ForwardInputs& inputs, const model::ForwardOptions& options,
                            model::DecodeState* state);
   // Embeddings with image and video features (given, or from the vision tower) scattered into
-  // their placeholder positions, after the vision.out site.
+  // their placeholder positions, after the vision sites; `cut` gets the placeholder tokens that
+  // vision.features or vision.out dropped.
   at::Tensor embed(const model::ForwardInputs& inputs, const model::TokenLayout& layout,
-                   model::ForwardHooks* hooks) const;
+                   model::ForwardHooks* hooks, layers::PromptCut& cut) const;
 
   core::Config raw_config_;
   Qwen2VLConfig config_;

@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include "glimpse/core/error.h"
 #include "kernels/ops.h"
+#include "layers/probe.h"
 #include "layers/weights.h"
 #include "models/qwen2_5_vl/vision_utils.h"
 
@@ -87,7 +89,8 @@ at::Tensor VisionTransformer::rotary_angles(
 
 at::Tensor VisionTransformer::attention(const Block& b, const at::Tensor& x, const at::Tensor& cos,
                                         const at::Tensor& sin,
-                                        const std::vector<std::int64_t>& cu_seqlens) const {
+                                        const std::vector<std::int64_t>& cu_seqlens,
+                                        const Probe* probe) const {
   const std::int64_t n = x.size(0), heads = config_.num_heads, d = config_.head_dim();
   const at::Tensor qkv = b.qkv(x).view({1, n, 3 * heads, d});
   // apply_rotary_pos_emb_vision on q and k (the first 2 * heads rows of each patch) in place:
@@ -96,6 +99,7 @@ at::Tensor VisionTransformer::attention(const Block& b, const at::Tensor& x, con
   const at::Tensor q = qkv.narrow(2, 0, heads).transpose(1, 2);  // [1, heads, n, d]
   const at::Tensor k = qkv.narrow(2, heads, heads).transpose(1, 2);
   const at::Tensor v = qkv.narrow(2, 2 * heads, heads).transpose(1, 2);
+  if (probe != nullptr) deliver_probes(*probe, q, k, cu_seqlens);
 
   // Attention is block-diagonal over cu_seqlens; the reference's additive finfo.min mask gives
   // exactly zero weight outside the blocks, so each block is computed on its own.
@@ -113,13 +117,73 @@ at::Tensor VisionTransformer::attention(const Block& b, const at::Tensor& x, con
   return b.proj(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
 }
 
+void VisionTransformer::deliver_probes(const Probe& probe, const at::Tensor& q, const at::Tensor& k,
+                                       const std::vector<std::int64_t>& cu_seqlens) const {
+  const auto requests = probe.hooks->vision_probes(probe.layer);
+  if (requests.empty()) return;
+  const std::string site = "vision.blocks." + std::to_string(probe.layer) + ".attn";
+  for (const auto& r : requests) {
+    if (r.query == model::VisionProbeRequest::Query::Cls) {
+      throw UnsupportedError(site +
+                             ": the Qwen2-VL vision tower has no CLS token (probe with "
+                             "Query::Mean)");
+    }
+  }
+  // The attention each patch receives, averaged over the queries of its attention block (image,
+  // frame pair or window), in fp32 row blocks: no [patches x patches] map is kept.
+  const std::int64_t heads = q.size(1), n = q.size(2);
+  at::Tensor received = at::zeros({heads, n}, at::TensorOptions().dtype(at::kFloat));
+  model::ProbeRequest sum;
+  sum.over_rows = model::ProbeReduce::Sum;
+  for (std::size_t i = 1; i < cu_seqlens.size(); ++i) {
+    const std::int64_t start = cu_seqlens[i - 1], len = cu_seqlens[i] - start;
+    if (len == 0) continue;
+    const at::Tensor r = layers::attention_probe(q.narrow(2, start, len), k.narrow(2, start, len),
+                                                 at::Tensor(), {}, sum);
+    received.narrow(1, start, len).copy_(r.view({heads, len}) / static_cast<double>(len));
+  }
+  if (probe.window_index.defined()) {
+    // Back from window order to merge-block order.
+    const std::int64_t unit = config_.spatial_merge_size * config_.spatial_merge_size;
+    const at::Tensor rows = (probe.window_index.view({-1, 1}) * unit +
+                             at::arange(unit, probe.window_index.options()).view({1, -1}))
+                                .view({-1});
+    received = at::zeros_like(received).index_copy_(1, rows, received);
+  }
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    model::VisionAttentionProbe out;
+    out.layer = probe.layer;
+    out.kind = probe.kind;
+    out.request = requests[i];
+    out.index = i;
+    std::int64_t offset = 0;
+    for (const std::int64_t p : *probe.patches) {
+      const at::Tensor a = received.narrow(1, offset, p);
+      out.attention.push_back(requests[i].mean_heads ? a.mean(0, true) : a);
+      offset += p;
+    }
+    probe.hooks->on_vision_attention_probe(out);
+  }
+}
+
 at::Tensor VisionTransformer::forward(const at::Tensor& pixel_values, const at::Tensor& grid_thw,
                                       VisionTrace* trace) const {
+  return merge(encode(pixel_values, grid_thw, trace, nullptr, model::Modality::Image));
+}
+
+VisionTransformer::Encoding VisionTransformer::encode(const at::Tensor& pixel_values,
+                                                      const at::Tensor& grid_thw,
+                                                      VisionTrace* trace,
+                                                      model::ForwardHooks* hooks,
+                                                      model::Modality kind) const {
   std::vector<std::array<std::int64_t, 3>> grids;
+  Encoding e;
   const at::Tensor g = grid_thw.to(at::kLong).contiguous();
   const auto* gp = g.data_ptr<std::int64_t>();
-  for (std::int64_t i = 0; i < g.size(0); ++i)
+  for (std::int64_t i = 0; i < g.size(0); ++i) {
     grids.push_back({gp[3 * i], gp[3 * i + 1], gp[3 * i + 2]});
+    e.patches.push_back(gp[3 * i] * gp[3 * i + 1] * gp[3 * i + 2]);
+  }
 
   const auto dtype = patch_weight_.scalar_type();
   at::Tensor x = at::linear(pixel_values.to(dtype), patch_weight_);
@@ -132,7 +196,6 @@ at::Tensor VisionTransformer::forward(const at::Tensor& pixel_values, const at::
     for (std::int64_t f = 0; f < t; ++f) cu_seqlens.push_back(cu_seqlens.back() + h * w);
   }
   std::vector<std::int64_t> cu_windows;
-  at::Tensor window_index;
   const std::int64_t unit = config_.spatial_merge_size * config_.spatial_merge_size;
   const std::int64_t n = x.size(0);
   if (config_.is_2_5) {
@@ -140,32 +203,69 @@ at::Tensor VisionTransformer::forward(const at::Tensor& pixel_values, const at::
         config_.window_size / config_.spatial_merge_size / config_.patch_size;
     auto wi = qwen2_5_vl::get_window_index(grids, config_.spatial_merge_size, window);
     cu_windows = std::move(wi.cu_window_seqlens);
-    window_index = at::tensor(wi.window_index, at::TensorOptions().dtype(at::kLong));
+    e.window_index = at::tensor(wi.window_index, at::TensorOptions().dtype(at::kLong));
     // Move 2x2 groups of patches (and their rotary angles) into window order.
-    x = x.view({n / unit, unit, -1}).index_select(0, window_index).reshape({n, -1});
-    angles = angles.view({n / unit, unit, -1}).index_select(0, window_index).reshape({n, -1});
+    x = x.view({n / unit, unit, -1}).index_select(0, e.window_index).reshape({n, -1});
+    angles = angles.view({n / unit, unit, -1}).index_select(0, e.window_index).reshape({n, -1});
   }
   const at::Tensor emb = at::cat({angles, angles}, 1);
   const at::Tensor cos = emb.cos(), sin = emb.sin();
 
+  auto block_site = [&](std::int64_t i, bool post) {
+    model::VisionBlock site;
+    site.layer = i;
+    site.post = post;
+    site.kind = kind;
+    site.hidden = x;
+    site.window_order = e.window_index;
+    hooks->on_vision_block(site);
+    if (!site.hidden.defined() || site.hidden.sizes() != x.sizes()) {
+      throw InputError("vision.blocks." + std::to_string(i) + (post ? ".post" : ".pre") +
+                       ": a hook changed the hidden-state shape " + c10::str(x.sizes()));
+    }
+    x = site.hidden.to(x.scalar_type());
+  };
   for (std::size_t i = 0; i < blocks_.size(); ++i) {
     const Block& b = blocks_[i];
+    const auto li = static_cast<std::int64_t>(i);
     bool full = true;
     if (config_.is_2_5) {
       full = std::find(config_.fullatt_block_indexes.begin(), config_.fullatt_block_indexes.end(),
-                       static_cast<std::int64_t>(i)) != config_.fullatt_block_indexes.end();
+                       li) != config_.fullatt_block_indexes.end();
     }
-    x = x + attention(b, norm(b, x, 1), cos, sin, full ? cu_seqlens : cu_windows);
+    Probe probe{hooks, li, kind, &e.patches, e.window_index};
+    if (hooks) block_site(li, false);
+    x = x + attention(b, norm(b, x, 1), cos, sin, full ? cu_seqlens : cu_windows,
+                      hooks ? &probe : nullptr);
     x = x + mlp(b, norm(b, x, 2));
+    if (hooks) block_site(li, true);
     if (trace) trace->blocks.push_back(x);
   }
+  e.hidden = x;
+  return e;
+}
 
+at::Tensor VisionTransformer::merge_rows(const at::Tensor& x) const {
   // PatchMerger: norm each patch, concatenate each 2x2 group, then Linear-GELU-Linear.
+  const std::int64_t unit = config_.spatial_merge_size * config_.spatial_merge_size;
   at::Tensor m = config_.is_2_5 ? merger_rms_(x) : merger_ln_(x);
-  m = m.view({n / unit, -1});
-  m = merger_fc2_(at::gelu(merger_fc1_(m)));
-  if (config_.is_2_5) m = m.index_select(0, at::argsort(window_index));
+  m = m.view({x.size(0) / unit, -1});
+  return merger_fc2_(at::gelu(merger_fc1_(m)));
+}
+
+at::Tensor VisionTransformer::merge(const Encoding& e) const {
+  at::Tensor m = merge_rows(e.hidden);
+  if (e.window_index.defined()) m = m.index_select(0, at::argsort(e.window_index));
   return m;
+}
+
+at::Tensor VisionTransformer::merge_block_order(const Encoding& e) const {
+  if (!e.window_index.defined()) return e.hidden;
+  const std::int64_t unit = config_.spatial_merge_size * config_.spatial_merge_size;
+  const std::int64_t n = e.hidden.size(0);
+  return e.hidden.view({n / unit, unit, -1})
+      .index_select(0, at::argsort(e.window_index))
+      .reshape({n, -1});
 }
 
 }  // namespace glimpse::models::qwen2_vl

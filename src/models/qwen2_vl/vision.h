@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "glimpse/model/hooks.h"
 #include "layers/modules.h"
 #include "models/qwen2_vl/config.h"
 
@@ -33,6 +34,22 @@ class VisionTransformer {
   at::Tensor forward(const at::Tensor& pixel_values, const at::Tensor& grid_thw,
                      VisionTrace* trace = nullptr) const;
 
+  // The blocks alone, with the hook sites vision.blocks.{i}.pre/post and vision probes for the
+  // media of one `kind`: the patches entering the merger.
+  struct Encoding {
+    at::Tensor hidden;                  // [N, C]; Qwen2.5-VL: window order
+    at::Tensor window_index;            // Qwen2.5-VL: merge-block group of each window-order group
+    std::vector<std::int64_t> patches;  // per medium
+  };
+  Encoding encode(const at::Tensor& pixel_values, const at::Tensor& grid_thw, VisionTrace* trace,
+                  model::ForwardHooks* hooks, model::Modality kind) const;
+  // The merger over an encoding, in input order (what forward returns).
+  at::Tensor merge(const Encoding& e) const;
+  // The patches of an encoding in merge-block (input) order.
+  at::Tensor merge_block_order(const Encoding& e) const;
+  // The merger over patches in merge-block order, [rows, C] -> [rows / merge^2, out_dim].
+  at::Tensor merge_rows(const at::Tensor& x) const;
+
   const VisionConfig& config() const { return config_; }
 
  private:
@@ -46,8 +63,19 @@ class VisionTransformer {
 
   at::Tensor norm(const Block& b, const at::Tensor& x, int which) const;
   at::Tensor mlp(const Block& b, const at::Tensor& x) const;
+  // With `probe`, the vision probes the hooks want at this block are taken and delivered.
+  struct Probe {
+    model::ForwardHooks* hooks = nullptr;
+    std::int64_t layer = 0;
+    model::Modality kind = model::Modality::Image;
+    const std::vector<std::int64_t>* patches = nullptr;  // per medium
+    at::Tensor window_index;
+  };
   at::Tensor attention(const Block& b, const at::Tensor& x, const at::Tensor& cos,
-                       const at::Tensor& sin, const std::vector<std::int64_t>& cu_seqlens) const;
+                       const at::Tensor& sin, const std::vector<std::int64_t>& cu_seqlens,
+                       const Probe* probe = nullptr) const;
+  void deliver_probes(const Probe& probe, const at::Tensor& q, const at::Tensor& k,
+                      const std::vector<std::int64_t>& cu_seqlens) const;
   // [N, head_dim/2] rotary angles in fp32, patches in merge-block order.
   at::Tensor rotary_angles(const std::vector<std::array<std::int64_t, 3>>& grids) const;
 

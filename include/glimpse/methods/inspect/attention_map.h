@@ -46,7 +46,8 @@ struct AttentionMapOptions {
 // One image or video, with its attention maps.
 struct MediaMap {
   model::Modality modality = model::Modality::Image;
-  std::int64_t index = 0;            // image or video number within its kind
+  std::int64_t index = 0;            // image or video number within its kind (over the batch)
+  std::int64_t sequence = 0;         // the batch row it belongs to
   std::int64_t t = 1, h = 0, w = 0;  // merged-patch grid
   // [layers, heads, t, h, w] fp32: mean over query rows of the attention probability of each
   // cell's token (0 for cells whose token was pruned away).
