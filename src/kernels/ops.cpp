@@ -48,11 +48,40 @@ std::int64_t grain_rows(std::int64_t cols, std::int64_t work = 32768) {
 
 }  // namespace
 
+namespace {
+thread_local bool reference_mode = false;
+}  // namespace
+
+namespace {
+
+// apply_rotary_pos_emb: x * cos + rotate_half(x) * sin (cos, sin broadcast over heads), in fp32
+// when x is bf16 and the tables fp32, rounded once.
+at::Tensor rotated(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const at::Tensor c = cos.unsqueeze(2), sn = sin.unsqueeze(2);
+  const std::int64_t half = x.size(3) / 2;
+  const bool f32math = x.scalar_type() == at::kBFloat16 && cos.scalar_type() == at::kFloat;
+  const at::Tensor xf = f32math ? x.to(at::kFloat) : x;
+  const at::Tensor rot = at::cat({-xf.narrow(-1, half, half), xf.narrow(-1, 0, half)}, -1);
+  return (xf * c + rot * sn).to(x.scalar_type());
+}
+
+}  // namespace
+
 bool enabled() {
-  return switch_flag().load() && avx512_available();
+  return !reference_mode && switch_flag().load() && avx512_available();
 }
 void set_enabled(bool on) {
   switch_flag().store(on);
+}
+
+bool reference_ops() {
+  return reference_mode;
+}
+ReferenceOps::ReferenceOps(bool on) : previous_(reference_mode) {
+  reference_mode = previous_ || on;
+}
+ReferenceOps::~ReferenceOps() {
+  reference_mode = previous_;
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -90,11 +119,7 @@ void rope_(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const bool same = cos.scalar_type() == x.scalar_type();
   if (!enabled() || !float_or_bf16(x) || !dense_rows || d % 2 != 0 || !(same || f32math) ||
       sin.scalar_type() != cos.scalar_type()) {
-    const at::Tensor c = cos.unsqueeze(2), sn = sin.unsqueeze(2);
-    const std::int64_t half = d / 2;
-    const at::Tensor xf = f32math ? x.to(at::kFloat) : x;
-    const at::Tensor rot = at::cat({-xf.narrow(-1, half, half), xf.narrow(-1, 0, half)}, -1);
-    x.copy_(xf * c + rot * sn);
+    x.copy_(rotated(x, cos, sin));
     return;
   }
   const at::Tensor c = cos.contiguous(), sn = sin.contiguous();
@@ -113,6 +138,15 @@ void rope_(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
                            sn.data_ptr<float>() + p0 * d, n, heads, d);
         }
       });
+}
+
+at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (!reference_mode) {
+    rope_(x, cos, sin);
+    return x;
+  }
+  TORCH_CHECK(x.dim() == 4 && cos.dim() == 3, "rope: expected x [B, S, H, D], cos [B, S, D]");
+  return rotated(x, cos, sin);
 }
 
 void softmax_(const at::Tensor& scores, double scale, const at::Tensor& mask, std::int64_t group) {

@@ -16,6 +16,21 @@ namespace glimpse::kernels {
 bool enabled();
 void set_enabled(bool on);
 
+// Reference mode of the calling thread (ForwardOptions::autograd): while a ReferenceOps is alive
+// on a thread, enabled() is false there and the ops below that work in place return fresh
+// tensors instead, so that autograd can differentiate through them. Other threads are unaffected.
+bool reference_ops();
+class ReferenceOps {
+ public:
+  explicit ReferenceOps(bool on);
+  ~ReferenceOps();
+  ReferenceOps(const ReferenceOps&) = delete;
+  ReferenceOps& operator=(const ReferenceOps&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // transformers Qwen2RMSNorm: weight * (x * rsqrt(mean(x^2) + eps) in fp32).to(x.dtype).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
@@ -25,6 +40,8 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 // (the decoder's apply_rotary_pos_emb); with fp32 tables and bf16 x the rotation is computed in
 // fp32 and rounded once (the vision tower's apply_rotary_pos_emb_vision).
 void rope_(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// rope_ on x, returned; in reference mode a rotated copy (x untouched).
+at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 // In place over the rows of scores [R, T] (last dim dense): softmax(scores * scale + mask) with
 // the softmax in fp32 and the result in the scores dtype (transformers eager_attention_forward).

@@ -113,8 +113,8 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   v = v.view({b, s, kv_heads, d});
   // apply_rotary_pos_emb (q * cos + rotate_half(q) * sin, cos/sin broadcast over heads) in place
   // on the fresh projections, with the reference's bf16 roundings.
-  kernels::rope_(q, cos, sin);
-  kernels::rope_(k, cos, sin);
+  q = kernels::rope(q, cos, sin);
+  k = kernels::rope(k, cos, sin);
   at::Tensor qh = q.transpose(1, 2), kh = k.transpose(1, 2), vh = v.transpose(1, 2);
   model::KVView kv;
   if (cache != nullptr) {

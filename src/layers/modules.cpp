@@ -57,6 +57,7 @@ at::Tensor activate(const at::Tensor& x, Activation act) {
       return at::gelu(x, "tanh");
     case Activation::QuickGelu: {
       // x * sigmoid(1.702 * x) with the same roundings, in one buffer instead of three.
+      if (kernels::reference_ops()) return x * at::sigmoid(x * 1.702);
       at::Tensor y = x.mul(1.702);
       y.sigmoid_();
       return y.mul_(x);
@@ -73,6 +74,7 @@ at::Tensor gated_mlp(const Linear& gate, const Linear& up, const Linear& down, c
   if (kernels::gemv_applies(x, gate.weight)) {
     return down(kernels::gemv_silu_mul(x, {&gate.weight, &gate.bias}, {&up.weight, &up.bias}));
   }
+  if (kernels::reference_ops()) return down(at::silu(gate(x)) * up(x));
   at::Tensor g = gate(x);
   kernels::silu_mul_(g, up(x));
   return down(g);
@@ -94,6 +96,19 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     return a.stride(2) == 1 && a.stride(1) == a.size(2) ? a : a.contiguous();
   };
   const at::Tensor k3 = rows(k), v3 = rows(v), kt = k3.transpose(1, 2);
+  if (kernels::reference_ops()) {
+    // The eager attention in plain differentiable ops: scores in the compute dtype, softmax in
+    // fp32 with the mask added, query heads of a KV head stacked along the rows.
+    const at::Tensor qr = q.reshape({b * hkv, rep * s, d});
+    at::Tensor sc = at::bmm(qr, kt).to(at::kFloat) * scale;
+    if (mask.defined()) {
+      sc = (sc.view({b, hkv, rep, s, t}) + mask.to(at::kFloat).view({b, 1, 1, s, t}))
+               .view({b * hkv, rep * s, t});
+    }
+    const at::Tensor p = at::softmax(sc, -1).to(q.scalar_type());
+    if (probs_out != nullptr) *probs_out = p.view({b, hq, s, t});
+    return at::bmm(p, v3).view({b, hq, s, dv}).transpose(1, 2).contiguous();
+  }
   // q k^T with a head dim of 64-128 runs at 5-15 GFLOP/s through at::bmm (oneDNN and OpenBLAS
   // alike: a small inner dimension and a wide output); the fused kernel computes the scores in
   // fp32 blocks that go straight into the softmax.

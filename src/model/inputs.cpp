@@ -94,4 +94,12 @@ ForwardInputs read_forward_inputs(const std::string& path) {
   return in;
 }
 
+void check_autograd(const ForwardOptions& options, const DecodeState* state) {
+  if (options.autograd && state != nullptr) {
+    throw UnsupportedError(
+        "ForwardOptions::autograd: the autograd path runs forward passes without a cache "
+        "(Model::forward), not forward_cached");
+  }
+}
+
 }  // namespace glimpse::model

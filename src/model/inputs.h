@@ -9,4 +9,7 @@ namespace glimpse::model {
 // tensor otherwise.
 ForwardInputs checked_text_inputs(const ForwardInputs& inputs, std::int64_t vocab_size);
 
+// ForwardOptions::autograd is for passes without a cache: UnsupportedError with a `state`.
+void check_autograd(const ForwardOptions& options, const DecodeState* state);
+
 }  // namespace glimpse::model

@@ -79,6 +79,11 @@ struct ForwardOptions {
   bool last_logits_only = false;
   // Test-time methods at the hook sites (not owned); nullptr runs the plain forward.
   ForwardHooks* hooks = nullptr;
+  // The autograd path: the same weights through plain differentiable libtorch ops (no fused
+  // kernels, nothing in place), so that gradients reach the inputs (pixel_values, image_embeds)
+  // and any weight the caller marks requires_grad. Equal to the fast path up to fp32 rounding;
+  // slower. Forward passes without a cache only (Model::forward).
+  bool autograd = false;
 };
 
 struct ForwardOutput {

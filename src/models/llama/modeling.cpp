@@ -5,6 +5,7 @@
 #include "glimpse/core/error.h"
 #include "glimpse/core/logging.h"
 #include "glimpse/model/registry.h"
+#include "kernels/ops.h"
 #include "layers/weights.h"
 #include "model/inputs.h"
 
@@ -107,6 +108,8 @@ model::ForwardOutput CausalLM::run(const model::ForwardInputs& raw,
                                    const model::ForwardOptions& options,
                                    model::DecodeState* state) {
   const model::ForwardInputs in = model::checked_text_inputs(raw, decoder_->config().vocab_size);
+  model::check_autograd(options, state);
+  const kernels::ReferenceOps reference(options.autograd);
   const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   const bool prefill = state == nullptr || state->past_length() == 0;

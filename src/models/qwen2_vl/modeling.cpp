@@ -7,6 +7,7 @@
 #include "glimpse/core/logging.h"
 #include "glimpse/model/registry.h"
 #include "glimpse/models/qwen2_vl/image_processing.h"
+#include "kernels/ops.h"
 #include "layers/weights.h"
 #include "model/inputs.h"
 #include "models/qwen2_vl/processor.h"
@@ -279,6 +280,8 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
                                                           const model::ForwardOptions& options,
                                                           model::DecodeState* state) {
   model::ForwardInputs in = model::checked_text_inputs(raw, config_.text.vocab_size);
+  model::check_autograd(options, state);
+  const kernels::ReferenceOps reference(options.autograd);
   const std::int64_t b = in.input_ids.size(0), s = in.input_ids.size(1);
   if (in.second_per_grid_ts.defined() && in.video_grid_thw.defined() &&
       in.second_per_grid_ts.numel() != in.video_grid_thw.size(0)) {

@@ -95,9 +95,10 @@ at::Tensor VisionTransformer::attention(const Block& b, const at::Tensor& x, con
   const at::Tensor qkv = b.qkv(x).view({1, n, 3 * heads, d});
   // apply_rotary_pos_emb_vision on q and k (the first 2 * heads rows of each patch) in place:
   // rotated in fp32 against the fp32 tables, rounded once.
-  kernels::rope_(qkv.narrow(2, 0, 2 * heads), cos.unsqueeze(0), sin.unsqueeze(0));
-  const at::Tensor q = qkv.narrow(2, 0, heads).transpose(1, 2);  // [1, heads, n, d]
-  const at::Tensor k = qkv.narrow(2, heads, heads).transpose(1, 2);
+  const at::Tensor qk =
+      kernels::rope(qkv.narrow(2, 0, 2 * heads), cos.unsqueeze(0), sin.unsqueeze(0));
+  const at::Tensor q = qk.narrow(2, 0, heads).transpose(1, 2);  // [1, heads, n, d]
+  const at::Tensor k = qk.narrow(2, heads, heads).transpose(1, 2);
   const at::Tensor v = qkv.narrow(2, 2 * heads, heads).transpose(1, 2);
   if (probe != nullptr) deliver_probes(*probe, q, k, cu_seqlens);
 
