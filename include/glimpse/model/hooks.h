@@ -182,7 +182,8 @@ struct AttentionSite {
 // their layout rows and positions (the kept ones keep their original positions unless
 // `positions` is Compact); the embeds may then be either all rows or only the kept ones (a merge
 // writes its merged rows there: a merged token sits at, and takes the position ids of, the row
-// it was merged into).
+// it was merged into). After a keep at vision.features the embeds hold only the tokens kept
+// there, and a keep here indexes those rows.
 struct VisionOut {
   at::Tensor image_embeds;              // [image tokens, H] or undefined
   at::Tensor video_embeds;              // [video tokens, H] or undefined
