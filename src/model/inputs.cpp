@@ -94,6 +94,16 @@ ForwardInputs read_forward_inputs(const std::string& path) {
   return in;
 }
 
+void check_finite(const at::Tensor& t, const std::string& name) {
+  if (!at::isFloatingType(t.scalar_type())) {
+    throw InputError(name + ": expected floating-point values, found " +
+                     std::string(c10::toString(t.scalar_type())));
+  }
+  if (!at::isfinite(t).all().item<bool>()) {
+    throw InputError(name + ": expected finite values, found NaN or infinity");
+  }
+}
+
 void check_autograd(const ForwardOptions& options, const DecodeState* state) {
   if (options.autograd && state != nullptr) {
     throw UnsupportedError(

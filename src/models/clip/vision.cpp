@@ -5,6 +5,7 @@
 #include "glimpse/core/error.h"
 #include "layers/probe.h"
 #include "layers/weights.h"
+#include "model/inputs.h"
 
 namespace glimpse::models::clip {
 
@@ -97,6 +98,7 @@ VisionOutput VisionTransformer::forward(const at::Tensor& pixel_values, std::int
                      ", " + std::to_string(c.image_size) + ", " + std::to_string(c.image_size) +
                      "], found " + c10::str(pixel_values.sizes()));
   }
+  model::check_finite(pixel_values, "pixel_values");
   const std::int64_t n = pixel_values.size(0), h = c.hidden_size, heads = c.num_heads,
                      d = h / heads;
   const auto dtype = patch_embedding_.scalar_type();

@@ -6,6 +6,7 @@
 #include "glimpse/core/logging.h"
 #include "glimpse/model/registry.h"
 #include "layers/weights.h"
+#include "model/inputs.h"
 #include "models/llava/processor.h"
 
 namespace glimpse::models::llava {
@@ -153,6 +154,7 @@ at::Tensor LlavaForConditionalGeneration::embed(const model::ForwardInputs& in,
                        std::to_string(x.size(-1)) + "] (one row per image token), found " +
                        c10::str(in.image_embeds.sizes()));
     }
+    model::check_finite(in.image_embeds, "image_embeds");
     vision.image_embeds = in.image_embeds.to(x.scalar_type());
   } else if (in.pixel_values.defined()) {
     const std::int64_t per_image = llava_.features_per_image();

@@ -16,40 +16,81 @@
 namespace glimpse::models::qwen2_vl {
 namespace {
 
-// Checks pixel_values [N, patch_dim] against grid_thw [n, 3] and returns the grid as int64.
-at::Tensor check_vision(const at::Tensor& pixels, const at::Tensor& grid, const VisionConfig& v,
-                        const std::string& pixels_name, const std::string& grid_name) {
-  if (!grid.defined()) throw InputError(pixels_name + " given without " + grid_name);
-  if (grid.dim() != 2 || grid.size(1) != 3 || at::isFloatingType(grid.scalar_type())) {
-    throw InputError(grid_name + ": expected an integer tensor [n, 3] of (t, h, w)");
-  }
-  if (pixels.dim() != 2 || pixels.size(1) != v.patch_dim()) {
-    throw InputError(pixels_name + ": expected shape [patches, " + std::to_string(v.patch_dim()) +
-                     "], found " + c10::str(pixels.sizes()));
+// The grid [n, 3] of (t, h, w) as int64 after checking that each row is positive with h and w
+// divisible by `merge`, and that the patches it describes (computed without overflow, before
+// anything is sized from them) stay within `limit`, what `limit_what` holds. Returns the total.
+std::int64_t checked_grid(const at::Tensor& grid, std::int64_t merge, std::int64_t limit,
+                          const std::string& grid_name, const std::string& limit_what,
+                          at::Tensor* as_long = nullptr) {
+  if (grid.dim() != 2 || grid.size(1) != 3 || at::isFloatingType(grid.scalar_type()) ||
+      grid.scalar_type() == at::kBool) {
+    throw InputError(grid_name + ": expected an integer tensor [n, 3] of (t, h, w), found " +
+                     c10::str(grid.sizes()));
   }
   const at::Tensor g = grid.to(at::kLong).contiguous();
   const auto* p = g.data_ptr<std::int64_t>();
   std::int64_t total = 0;
   for (std::int64_t i = 0; i < g.size(0); ++i) {
     const std::int64_t t = p[3 * i], h = p[3 * i + 1], w = p[3 * i + 2];
-    if (t <= 0 || h <= 0 || w <= 0 || h % v.spatial_merge_size || w % v.spatial_merge_size) {
-      throw InputError(grid_name + " row " + std::to_string(i) + ": (" + std::to_string(t) + ", " +
-                       std::to_string(h) + ", " + std::to_string(w) +
-                       ") must be positive with h and w divisible by spatial_merge_size " +
-                       std::to_string(v.spatial_merge_size));
+    const std::string row = grid_name + " row " + std::to_string(i) + ": (" + std::to_string(t) +
+                            ", " + std::to_string(h) + ", " + std::to_string(w) + ")";
+    if (t <= 0 || h <= 0 || w <= 0 || h % merge || w % merge) {
+      throw InputError(row + " must be positive with h and w divisible by spatial_merge_size " +
+                       std::to_string(merge));
     }
-    if (t > pixels.size(0) || h > pixels.size(0) || w > pixels.size(0) ||
-        t * h * w > pixels.size(0)) {
-      throw InputError(grid_name + " row " + std::to_string(i) + " describes more patches than " +
-                       pixels_name + " holds (" + std::to_string(pixels.size(0)) + ")");
+    // t * h * w <= limit - total, without forming a product that could overflow.
+    const std::int64_t room = limit - total;
+    if (t > room || h > room / t || w > room / (t * h)) {
+      throw InputError(row + " describes more patches than " + limit_what + " (" +
+                       std::to_string(limit) + " in all)");
     }
     total += t * h * w;
   }
+  if (as_long != nullptr) *as_long = g;
+  return total;
+}
+
+// Checks pixel_values [N, patch_dim] (finite) against grid_thw [n, 3] and returns the grid as
+// int64.
+at::Tensor check_vision(const at::Tensor& pixels, const at::Tensor& grid, const VisionConfig& v,
+                        const std::string& pixels_name, const std::string& grid_name) {
+  if (!grid.defined()) throw InputError(pixels_name + " given without " + grid_name);
+  if (pixels.dim() != 2 || pixels.size(1) != v.patch_dim()) {
+    throw InputError(pixels_name + ": expected shape [patches, " + std::to_string(v.patch_dim()) +
+                     "], found " + c10::str(pixels.sizes()));
+  }
+  at::Tensor g;
+  const std::int64_t total = checked_grid(grid, v.spatial_merge_size, pixels.size(0), grid_name,
+                                          pixels_name + " holds", &g);
   if (total != pixels.size(0)) {
     throw InputError(grid_name + " describes " + std::to_string(total) + " patches, but " +
                      pixels_name + " has " + std::to_string(pixels.size(0)));
   }
+  model::check_finite(pixels, pixels_name);
   return g;
+}
+
+// Before anything is sized from the grids (get_rope_index walks every cell): each kind's grid
+// must describe exactly its placeholder tokens in input_ids.
+void check_grids_against_tokens(const model::ForwardInputs& in, const Qwen2VLConfig& c) {
+  const std::int64_t m = c.vision.spatial_merge_size, unit = m * m;
+  auto check = [&](const at::Tensor& grid, std::int64_t token, const char* grid_name,
+                   const char* kind) {
+    if (!grid.defined()) return;
+    const std::int64_t tokens = in.input_ids.eq(token).sum().item<std::int64_t>();
+    const std::int64_t patches =
+        checked_grid(grid, m, tokens * unit, grid_name,
+                     "the " + std::to_string(tokens) + " " + kind + " tokens of input_ids allow");
+    if (patches / unit != tokens) {
+      throw InputError(std::string(kind) + " features and " + kind +
+                       " tokens do not match: tokens: " + std::to_string(tokens) + ", features " +
+                       std::to_string(patches / unit));
+    }
+  };
+  check(in.image_grid_thw, c.image_token_id, "image_grid_thw", "Image");
+  check(in.video_grid_thw, c.video_token_id, "video_grid_thw", "Video");
+  if (in.second_per_grid_ts.defined() && at::isFloatingType(in.second_per_grid_ts.scalar_type()))
+    model::check_finite(in.second_per_grid_ts, "second_per_grid_ts");
 }
 
 }  // namespace
@@ -154,6 +195,7 @@ at::Tensor Qwen2VLForConditionalGeneration::embed(const model::ForwardInputs& in
                          ", " + std::to_string(x.size(-1)) + "] (one row per " + k.name +
                          " token), found " + c10::str(k.given.sizes()));
       }
+      model::check_finite(k.given, k.embeds_name);
       k.embeds = k.given.to(x.scalar_type());
       continue;
     }
@@ -301,6 +343,7 @@ model::ForwardOutput Qwen2VLForConditionalGeneration::run(const model::ForwardIn
                      std::to_string(state->batch()));
   }
   if (prefill || media) {
+    check_grids_against_tokens(in, config_);
     // A prompt, or media appended to the cache: get_rope_index over the chunk, shifted to start
     // at each sequence's next position. Its st_idx is always the previous maximum + 1, so this is
     // what the reference gives the whole conversation.

@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -79,6 +80,59 @@ TEST(QwenInputErrorsGolden, BadInputsNameTheTensor) {
   in = good;
   in.input_ids = good.input_ids.view({-1});
   EXPECT_NE(input_error(*m, in).find("input_ids: expected 2 dimensions"), std::string::npos);
+}
+
+// Hostile media inputs are rejected before anything is sized from them: a huge or overflowing
+// grid (get_rope_index walks every cell) and non-finite values end in an InputError naming the
+// tensor, at once.
+TEST(QwenInputErrorsGolden, HostileGridsAndValuesAreRejectedBeforeUse) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  auto m = load_model(fixture("tiny-qwen2-vl/model"));
+  const ForwardInputs good = load_case("tiny-qwen2-vl", "image_a");
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  auto grid = [&](std::int64_t t, std::int64_t h, std::int64_t w) {
+    return at::tensor(std::vector<std::int64_t>{t, h, w}, i64).view({1, 3});
+  };
+  const std::int64_t big = std::int64_t{1} << 31, huge = std::int64_t{1} << 40;
+  for (const auto& [g, what] : {std::make_pair(grid(1, big, big), "describes more patches"),
+                                std::make_pair(grid(huge, huge, huge), "describes more patches"),
+                                std::make_pair(grid(1, -2, 4), "must be positive"),
+                                std::make_pair(grid(0, 2, 2), "must be positive")}) {
+    for (const bool video : {false, true}) {
+      ForwardInputs in = good;
+      (video ? in.video_grid_thw : in.image_grid_thw) = g;
+      const std::string e = input_error(*m, in);
+      EXPECT_NE(e.find(video ? "video_grid_thw row 0" : "image_grid_thw row 0"), std::string::npos)
+          << e;
+      EXPECT_NE(e.find(what), std::string::npos) << e;
+    }
+  }
+  ForwardInputs in = good;
+  in.image_grid_thw = good.image_grid_thw.to(at::kFloat);
+  EXPECT_NE(input_error(*m, in).find("image_grid_thw: expected an integer tensor"),
+            std::string::npos);
+
+  in = good;  // NaN or infinite pixels
+  in.pixel_values = good.pixel_values.clone();
+  in.pixel_values.index_put_({3, 7}, std::nan(""));
+  EXPECT_NE(input_error(*m, in).find("pixel_values: expected finite values"), std::string::npos);
+  in.pixel_values.index_put_({3, 7}, INFINITY);
+  EXPECT_NE(input_error(*m, in).find("pixel_values: expected finite values"), std::string::npos);
+  in.pixel_values = good.pixel_values.to(at::kInt);
+  EXPECT_NE(input_error(*m, in).find("pixel_values: expected floating-point"), std::string::npos);
+
+  in = good;  // precomputed features with a NaN
+  in.image_embeds = m->embed_media(good).image_embeds.clone();
+  in.image_embeds.index_put_({0, 0}, std::nan(""));
+  in.pixel_values = at::Tensor();
+  EXPECT_NE(input_error(*m, in).find("image_embeds: expected finite values"), std::string::npos);
+
+  auto llava = load_model(fixture("tiny-llava-1.5/model"));
+  in = load_case("tiny-llava-1.5", "image_a");
+  in.pixel_values = in.pixel_values.clone();
+  in.pixel_values.index_put_({0, 0, 0, 0}, std::nan(""));
+  EXPECT_NE(input_error(*llava, in).find("pixel_values: expected finite values"),
+            std::string::npos);
 }
 
 TEST(QwenInputErrorsGolden, BadCheckpointsAreConfigOrFormatErrors) {
