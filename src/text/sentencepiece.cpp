@@ -41,7 +41,8 @@ struct Plugin {
   decltype(&glimpse_spm_string_free) string_free = nullptr;
 };
 
-// Where to look: $GLIMPSE_SENTENCEPIECE_PLUGIN, the folder of libglimpse itself, the build tree.
+// Where to look: $GLIMPSE_SENTENCEPIECE_PLUGIN, then the folder of libglimpse itself (the build
+// tree's lib/ or the installed libdir); no build path is compiled in.
 std::vector<std::string> plugin_candidates() {
   std::vector<std::string> paths;
   if (const char* env = std::getenv("GLIMPSE_SENTENCEPIECE_PLUGIN"); env && *env) {
@@ -52,9 +53,6 @@ std::vector<std::string> plugin_candidates() {
     const auto dir = std::filesystem::path(info.dli_fname).parent_path();
     paths.push_back((dir / kPluginName).string());
   }
-#ifdef GLIMPSE_SENTENCEPIECE_BUILD_PATH
-  paths.emplace_back(GLIMPSE_SENTENCEPIECE_BUILD_PATH);
-#endif
   return paths;
 }
 
