@@ -20,5 +20,6 @@ void add_detokenize_command(CLI::App& app);
 void add_init_random_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_train_demo_command(CLI::App& app);
 
 }  // namespace glimpse::cli

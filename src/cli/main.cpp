@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   glimpse::cli::add_init_random_command(app);
   glimpse::cli::add_bench_command(app);
   glimpse::cli::add_inspect_command(app);
+  glimpse::cli::add_train_demo_command(app);
 
   try {
     app.parse(argc, argv);

@@ -104,6 +104,60 @@ TEST(AutogradGolden, GradientsReachTheInputsAndMatchFiniteDifferences) {
   }
 }
 
+// Training (glimpse train-demo) marks the model's own weights requires_grad: every weight must get
+// a gradient, and one of them must agree with finite differences.
+TEST(AutogradGolden, GradientsReachEveryWeight) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  for (const std::string name : {"tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava-1.5"}) {
+    LoadOptions options;
+    options.weights = WeightMemory::Resident;
+    auto m = load_model(test::fixtures_dir() + "/" + name + "/model", options);
+    const ForwardInputs in = read_forward_inputs(test::fixtures_dir() + "/" + name +
+                                                 "/cases/image_a.inputs.safetensors");
+    at::manual_seed(3);
+    const at::Tensor direction = at::randn(m->forward(in, {}).logits.sizes());
+    const auto names = m->weight_names();
+    for (const auto& n : names) m->weight(n).requires_grad_(true);
+    const at::Tensor loss = (m->forward(in, autograd()).logits * direction).sum();
+    loss.backward();
+    std::int64_t reached = 0;
+    for (const auto& n : names) {
+      const at::Tensor g = m->weight(n).grad();
+      // LLaVA's tower runs only to the selected layer: later layers get no gradient.
+      if (!g.defined()) {
+        EXPECT_NE(n.find("vision_tower"), std::string::npos) << name << " " << n;
+        continue;
+      }
+      EXPECT_TRUE(at::isfinite(g).all().item<bool>()) << name << " " << n;
+      ++reached;
+    }
+    EXPECT_GE(reached, static_cast<std::int64_t>(names.size()) * 3 / 4) << name;
+    // One weight of the first decoder layer against central differences.
+    std::string probe;
+    for (const auto& n : names) {
+      if (n.find("vision") == std::string::npos &&
+          n.find("layers.0.mlp.down_proj.weight") != std::string::npos)
+        probe = n;
+    }
+    ASSERT_FALSE(probe.empty()) << name;
+    const at::Tensor w = m->weight(probe);
+    ASSERT_TRUE(w.grad().defined()) << name;
+    const at::Tensor v = at::randn(w.sizes());
+    const double analytic = (w.grad() * v).sum().item<double>();
+    const double eps = 1e-3;
+    at::NoGradGuard no_grad;
+    const at::Tensor saved = w.clone();
+    w.add_(v, eps);
+    const double up = (m->forward(in, autograd()).logits * direction).sum().item<double>();
+    w.copy_(saved).add_(v, -eps);
+    const double down = (m->forward(in, autograd()).logits * direction).sum().item<double>();
+    w.copy_(saved);
+    const double numeric = (up - down) / (2 * eps);
+    EXPECT_NEAR(analytic, numeric, 2e-2 * std::max(1.0, std::abs(numeric))) << name;
+    for (const auto& n : names) m->weight(n).requires_grad_(false);
+  }
+}
+
 TEST(AutogradGolden, CachedPassesAreRefused) {
   GLIMPSE_REQUIRE_FIXTURES();
   auto m = load_model(test::fixtures_dir() + "/tiny-qwen2-vl/model");

@@ -19,8 +19,7 @@ VisionTransformer::VisionTransformer(layers::WeightLoader& w, const VisionConfig
   // PatchEmbed is a Conv3d whose kernel equals its stride: one GEMM over flattened patches in the
   // same (C, T, ph, pw) order.
   patch_weight_ = w.get(p + "patch_embed.proj.weight",
-                        {e, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size})
-                      .reshape({e, c.patch_dim()});
+                        {e, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size});
   for (std::int64_t i = 0; i < c.depth; ++i) {
     const std::string b = p + "blocks." + std::to_string(i) + ".";
     Block block;
@@ -187,7 +186,10 @@ VisionTransformer::Encoding VisionTransformer::encode(const at::Tensor& pixel_va
   }
 
   const auto dtype = patch_weight_.scalar_type();
-  at::Tensor x = at::linear(pixel_values.to(dtype), patch_weight_);
+  // Reshaped here, not at load: a view made before a caller marks the weight requires_grad
+  // (training) would not carry its gradient.
+  at::Tensor x =
+      at::linear(pixel_values.to(dtype), patch_weight_.reshape({patch_weight_.size(0), -1}));
   if (trace) trace->patch_embed = x;
 
   at::Tensor angles = rotary_angles(grids);

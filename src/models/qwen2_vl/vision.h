@@ -80,7 +80,7 @@ class VisionTransformer {
   at::Tensor rotary_angles(const std::vector<std::array<std::int64_t, 3>>& grids) const;
 
   VisionConfig config_;
-  at::Tensor patch_weight_;  // [embed, C*T*P*P]
+  at::Tensor patch_weight_;  // [embed, C, T, P, P]
   std::vector<Block> blocks_;
   layers::LayerNorm merger_ln_;
   layers::RMSNorm merger_rms_;
