@@ -18,6 +18,10 @@ set_property(TARGET PkgConfig::GLIMPSE_UTF8PROC PROPERTY INTERFACE_COMPILE_OPTIO
 # that libtorch loads (a crash in static initialisation). It is linked only into a small plug-in
 # that glimpse dlopens with RTLD_LOCAL | RTLD_DEEPBIND.
 pkg_check_modules(GLIMPSE_SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+# Open MPI (openmpi-bin, libopenmpi-dev): only the command-line tool links it, so that `mpirun -n N
+# glimpse eval` shards a data set across ranks; the library never initialises MPI.
+set(MPI_CXX_SKIP_MPICXX ON)  # the C API from C++, not the deprecated C++ bindings
+find_package(MPI REQUIRED COMPONENTS CXX)
 
 if(GLIMPSE_BUILD_TESTS)
   find_package(GTest REQUIRED)             # libgtest-dev

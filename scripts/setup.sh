@@ -31,6 +31,7 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libopencv-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
   nlohmann-json3-dev libgtest-dev libpcre2-dev libutf8proc-dev libcli11-dev libsentencepiece-dev
+  openmpi-bin libopenmpi-dev
 )
 
 if [ "$install_packages" = 1 ]; then

@@ -21,5 +21,7 @@ void add_init_random_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_train_demo_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_world_command(CLI::App& app);
 
 }  // namespace glimpse::cli

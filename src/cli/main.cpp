@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   glimpse::cli::add_bench_command(app);
   glimpse::cli::add_inspect_command(app);
   glimpse::cli::add_train_demo_command(app);
+  glimpse::cli::add_eval_command(app);
+  glimpse::cli::add_world_command(app);
 
   try {
     app.parse(argc, argv);

@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <set>
 
 #include "glimpse/core/error.h"
 
@@ -378,6 +379,120 @@ std::vector<CellLabel> cell_labels(const Scene& scene, int cell, double min_cove
     cover(mask, {"sign", "sign"});
   }
   return out;
+}
+
+}  // namespace glimpse::demo
+
+namespace glimpse::demo {
+namespace {
+
+nlohmann::json box_json(const Box& b) {
+  return nlohmann::json::array({b.x0, b.y0, b.x1, b.y1});
+}
+
+template <class Names>
+int index_of(const Names& names, const nlohmann::json& v, const std::string& where) {
+  if (v.is_string()) {
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (v.get<std::string>() == names[i]) return static_cast<int>(i);
+  }
+  std::string known;
+  for (const auto& n : names) known += std::string(known.empty() ? "" : ", ") + n;
+  throw InputError(where + ": expected one of " + known + ", got " + v.dump());
+}
+
+const nlohmann::json& member(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (!j.is_object() || !j.contains(key)) throw InputError(where + ": expected key '" + key + "'");
+  return j.at(key);
+}
+
+std::int64_t integer(const nlohmann::json& j, const char* key, const std::string& where,
+                     std::int64_t lo, std::int64_t hi) {
+  const auto& v = member(j, key, where);
+  if (!v.is_number_integer() || v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi)
+    throw InputError(where + "." + key + ": expected an integer in [" + std::to_string(lo) + ", " +
+                     std::to_string(hi) + "], got " + v.dump());
+  return v.get<std::int64_t>();
+}
+
+Box parse_box(const nlohmann::json& j, const std::string& where, int size, int quadrant) {
+  const auto& v = member(j, "box", where);
+  const std::string at = where + ".box";
+  if (!v.is_array() || v.size() != 4)
+    throw InputError(at + ": expected [x0, y0, x1, y1], got " + v.dump().substr(0, 80));
+  int c[4];
+  for (int i = 0; i < 4; ++i) {
+    if (!v[i].is_number_integer() || v[i].get<std::int64_t>() < 0 ||
+        v[i].get<std::int64_t>() > size)
+      throw InputError(at + ": expected integers in [0, " + std::to_string(size) + "]");
+    c[i] = static_cast<int>(v[i].get<std::int64_t>());
+  }
+  const int half = size / 2, qx = (quadrant % 2) * half, qy = (quadrant / 2) * half;
+  if (c[0] >= c[2] || c[1] >= c[3] || c[0] < qx || c[1] < qy || c[2] > qx + half ||
+      c[3] > qy + half)
+    throw InputError(at + ": expected a non-empty box inside quadrant " + std::to_string(quadrant) +
+                     " (" + quadrant_name(quadrant) + ")");
+  return {c[0], c[1], c[2], c[3]};
+}
+
+}  // namespace
+
+nlohmann::json scene_to_json(const Scene& scene) {
+  nlohmann::json objects = nlohmann::json::array();
+  for (const Object& o : scene.objects) {
+    objects.push_back({{"shape", shape_name(o.shape)},
+                       {"colour", colour_name(o.colour)},
+                       {"quadrant", o.quadrant},
+                       {"box", box_json(o.box)}});
+  }
+  nlohmann::json j = {{"seed", scene.seed}, {"size", scene.size}, {"objects", objects}};
+  if (scene.sign) {
+    j["sign"] = {{"word", scene.sign->word},
+                 {"quadrant", scene.sign->quadrant},
+                 {"box", box_json(scene.sign->box)}};
+  }
+  return j;
+}
+
+Scene scene_from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) throw InputError(where + ": expected an object");
+  Scene s;
+  const auto& seed = member(j, "seed", where);
+  if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<std::int64_t>() >= 0))
+    throw InputError(where + ".seed: expected a non-negative integer");
+  s.seed = seed.get<std::uint64_t>();
+  s.size = static_cast<int>(integer(j, "size", where, 56, 1024));
+  if (s.size % 28 != 0) throw InputError(where + ".size: expected a multiple of 28");
+  const auto& objects = member(j, "objects", where);
+  if (!objects.is_array() || objects.empty() || objects.size() > 4)
+    throw InputError(where + ".objects: expected 1 to 4 objects");
+  std::set<int> shapes, colours, quadrants;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    const std::string at = where + ".objects[" + std::to_string(i) + "]";
+    Object o;
+    o.shape =
+        static_cast<Shape>(index_of(kShapeNames, member(objects[i], "shape", at), at + ".shape"));
+    o.colour = static_cast<Colour>(
+        index_of(kColourNames, member(objects[i], "colour", at), at + ".colour"));
+    o.quadrant = static_cast<int>(integer(objects[i], "quadrant", at, 0, 3));
+    o.box = parse_box(objects[i], at, s.size, o.quadrant);
+    if (!shapes.insert(static_cast<int>(o.shape)).second ||
+        !colours.insert(static_cast<int>(o.colour)).second || !quadrants.insert(o.quadrant).second)
+      throw InputError(at + ": shape, colour and quadrant must differ from the other objects'");
+    s.objects.push_back(o);
+  }
+  if (j.contains("sign") && !j.at("sign").is_null()) {
+    const std::string at = where + ".sign";
+    Sign sign;
+    const auto& word = member(j.at("sign"), "word", at);
+    sign.word = sign_words()[index_of(sign_words(), word, at + ".word")];
+    sign.quadrant = static_cast<int>(integer(j.at("sign"), "quadrant", at, 0, 3));
+    sign.box = parse_box(j.at("sign"), at, s.size, sign.quadrant);
+    if (!quadrants.insert(sign.quadrant).second)
+      throw InputError(at + ".quadrant: taken by an object");
+    s.sign = sign;
+  }
+  return s;
 }
 
 }  // namespace glimpse::demo

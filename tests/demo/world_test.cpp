@@ -85,12 +85,18 @@ TEST(World, AnswersFollowFromTheScene) {
     };
     switch (q.type) {
       case QuestionType::Colour:
-        for (const Object& o : sc.objects)
-          if (named(o)) EXPECT_EQ(q.answer, colour_name(o.colour)) << q.question;
+        for (const Object& o : sc.objects) {
+          if (named(o)) {
+            EXPECT_EQ(q.answer, colour_name(o.colour)) << q.question;
+          }
+        }
         break;
       case QuestionType::Shape:
-        for (const Object& o : sc.objects)
-          if (coloured(o)) EXPECT_EQ(q.answer, shape_name(o.shape)) << q.question;
+        for (const Object& o : sc.objects) {
+          if (coloured(o)) {
+            EXPECT_EQ(q.answer, shape_name(o.shape)) << q.question;
+          }
+        }
         break;
       case QuestionType::Count:
         EXPECT_EQ(q.answer, std::to_string(sc.objects.size()));
@@ -104,8 +110,11 @@ TEST(World, AnswersFollowFromTheScene) {
         break;
       }
       case QuestionType::Position:
-        for (const Object& o : sc.objects)
-          if (named(o)) EXPECT_EQ(q.answer, quadrant_name(o.quadrant)) << q.question;
+        for (const Object& o : sc.objects) {
+          if (named(o)) {
+            EXPECT_EQ(q.answer, quadrant_name(o.quadrant)) << q.question;
+          }
+        }
         break;
       case QuestionType::Text:
         ASSERT_TRUE(sc.sign.has_value());

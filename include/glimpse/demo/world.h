@@ -10,6 +10,7 @@
 // one", "the circle" and "where is" always have one answer.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -100,6 +101,14 @@ struct CellLabel {
   std::string colour, shape;
 };
 std::vector<CellLabel> cell_labels(const Scene& scene, int cell = 28, double min_cover = 0.1);
+
+// A scene as JSON ({"seed", "size", "objects": [{"shape", "colour", "quadrant", "box": [x0, y0,
+// x1, y1]}], "sign": {"word", "quadrant", "box"}}): the inline spec of a data set line, which
+// render() turns back into the same picture.
+nlohmann::json scene_to_json(const Scene& scene);
+// Throws InputError naming `where` and the key for anything make_scene would not make (unknown
+// names, boxes outside the picture or their quadrant, repeated shapes, colours or quadrants).
+Scene scene_from_json(const nlohmann::json& j, const std::string& where);
 
 // Every word an answer or a cell label may be (the tokenizer gives each one token).
 std::vector<std::string> answer_words();
