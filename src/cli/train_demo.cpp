@@ -28,6 +28,10 @@ void add_train_demo_command(CLI::App& app) {
   cmd->add_option("--lr", o->learning_rate, "Peak learning rate");
   cmd->add_option("--warmup", o->warmup, "Warmup steps");
   cmd->add_option("--aux-weight", o->aux_weight, "Weight of the per-cell colour/shape loss");
+  cmd->add_option("--aux-input-weight", o->aux_input_weight,
+                  "Weight of the per-cell loss at the decoder's input (0: off)");
+  cmd->add_option("--aux-position", o->aux_position,
+                  "Cells also predict their half of the picture and a sign's word (true/false)");
   cmd->add_option("--image-size", o->image_size, "Picture side in pixels (multiple of 28)");
   cmd->add_option("--data-seed", o->data_seed, "Seed of the training stream");
   cmd->add_option("--init-seed", o->init_seed, "Seed of the initial weights");

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -71,7 +72,9 @@ json identity(const TrainOptions& o) {
           {"min_learning_rate_ratio", o.min_learning_rate_ratio},
           {"weight_decay", o.weight_decay},
           {"clip_norm", o.clip_norm},
-          {"aux_weight", o.aux_weight}};
+          {"aux_weight", o.aux_weight},
+          {"aux_input_weight", o.aux_input_weight},
+          {"aux_position", o.aux_position}};
 }
 
 void check_options(const TrainOptions& o) {
@@ -145,6 +148,8 @@ class Trainer {
   void load();
   at::Tensor batch_loss(std::int64_t step, StepReport& report);
   void adamw(double lr);
+  // The final norm and the LM head over hidden states [N, H], in plain differentiable ops.
+  at::Tensor input_lens(const at::Tensor& h) const;
   void checkpoint(std::int64_t step, double seconds);
   void export_weights(std::int64_t step, double seconds);
 
@@ -178,7 +183,8 @@ void Trainer::prepare_out_dir() {
   // predicts them through the LM head).
   for (int i = 0; i < kNumColours; ++i) bpe.single_token_words.push_back(colour_name(Colour(i)));
   for (int i = 0; i < kNumShapes; ++i) bpe.single_token_words.push_back(shape_name(Shape(i)));
-  bpe.single_token_words.insert(bpe.single_token_words.end(), {"none", "sign"});
+  bpe.single_token_words.insert(bpe.single_token_words.end(),
+                                {"none", "sign", "top", "bottom", "-left", "-right"});
   train_bpe_tokenizer((tmp / "tokenizer.json").string(), tokenizer_corpus(o_), bpe);
   if (fs::exists(out)) fs::remove(out);
   fs::rename(tmp, out);
@@ -196,11 +202,14 @@ void Trainer::load() {
   const auto& tok = processor_->tokenizer();
   image_token_ = model_->config().get_int("image_token_id", -1);
   im_end_ = processor_->eos_token_ids().at(0);
-  for (const auto& w : answer_words()) {
+  std::vector<std::string> words = answer_words();
+  words.insert(words.end(), {"top", "bottom", "-left", "-right"});
+  for (const auto& w : words) {
     const auto ids = tok.encode_ids(w);
     if (ids.size() == 1) word_ids_[w] = ids[0];
   }
   std::vector<std::string> labels = {"none", "sign"};
+  if (o_.aux_position) labels.insert(labels.end(), {"top", "bottom", "-left", "-right"});
   for (int i = 0; i < kNumColours; ++i) labels.push_back(colour_name(Colour(i)));
   for (int i = 0; i < kNumShapes; ++i) labels.push_back(shape_name(Shape(i)));
   for (const auto& w : labels) {
@@ -255,7 +264,8 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
   std::vector<std::vector<std::int64_t>> rows;
   std::vector<std::int64_t> answer_lengths;
   std::vector<at::Tensor> pixels, grids;
-  std::vector<std::int64_t> colour_targets, shape_targets;
+  // Per cell: the words it predicts (colour, shape, and with aux_position row and column half).
+  std::vector<std::vector<std::int64_t>> cell_targets(o_.aux_position ? 4 : 2);
   std::int64_t longest = 0;
   for (std::int64_t j = 0; j < o_.batch; ++j) {
     const Sample s = sample(o_.data_seed, static_cast<std::uint64_t>(step * o_.batch + j), world);
@@ -274,9 +284,19 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
     rows.push_back(std::move(row));
     pixels.push_back(p.inputs.pixel_values);
     grids.push_back(p.inputs.image_grid_thw);
-    for (const auto& c : cell_labels(s.scene)) {
-      colour_targets.push_back(word_ids_.at(c.colour));
-      shape_targets.push_back(word_ids_.at(c.shape));
+    const auto labels = cell_labels(s.scene);
+    const int grid = s.scene.size / 28;
+    for (std::size_t c = 0; c < labels.size(); ++c) {
+      std::string colour = labels[c].colour, shape = labels[c].shape;
+      if (o_.aux_position && colour == "sign" && word_ids_.count(s.scene.sign->word))
+        colour = shape = s.scene.sign->word;
+      cell_targets[0].push_back(word_ids_.at(colour));
+      cell_targets[1].push_back(word_ids_.at(shape));
+      if (o_.aux_position) {
+        const int row = static_cast<int>(c) / grid, col = static_cast<int>(c) % grid;
+        cell_targets[2].push_back(word_ids_.at(2 * row < grid ? "top" : "bottom"));
+        cell_targets[3].push_back(word_ids_.at(2 * col < grid ? "-left" : "-right"));
+      }
     }
   }
   const std::int64_t b = o_.batch;
@@ -303,7 +323,9 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
   in.image_grid_thw = at::cat(grids);
   model::ForwardOptions fo;
   fo.autograd = true;
-  const at::Tensor logits = model_->forward(in, fo).logits;  // [B, S, V]
+  fo.output_hidden_states = o_.aux_input_weight > 0;
+  const model::ForwardOutput out = model_->forward(in, fo);
+  const at::Tensor& logits = out.logits;  // [B, S, V]
   const std::int64_t v = logits.size(-1);
   // Token t is predicted at position t - 1.
   const at::Tensor pred = logits.narrow(1, 0, longest - 1).reshape({-1, v});
@@ -312,14 +334,24 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
       at::cross_entropy_loss(pred, target, {}, at::Reduction::Mean, -100);
   // Visual tokens in sequence order are the cells in raster order (one image per row).
   const at::Tensor visual = (ids.view({-1}) == image_token_).nonzero().view({-1});
-  const auto n_cells = static_cast<std::int64_t>(colour_targets.size());
+  const auto n_cells = static_cast<std::int64_t>(cell_targets[0].size());
   if (visual.numel() != n_cells)
     throw Error("train-demo: " + std::to_string(visual.numel()) + " visual tokens against " +
                 std::to_string(n_cells) + " cell labels (image size and merge do not match 28 px)");
-  const at::Tensor vis_logits = logits.reshape({-1, v}).index_select(0, visual);
-  const at::Tensor aux_loss =
-      0.5 * (at::cross_entropy_loss(vis_logits, at::tensor(colour_targets)) +
-             at::cross_entropy_loss(vis_logits, at::tensor(shape_targets)));
+  // Every target of a cell through one softmax: the mean of their cross-entropies.
+  auto cell_loss = [&](const at::Tensor& cell_logits) {
+    at::Tensor sum = at::zeros({}, cell_logits.options());
+    for (const auto& t : cell_targets)
+      sum = sum + at::cross_entropy_loss(cell_logits, at::tensor(t));
+    return sum / static_cast<double>(cell_targets.size());
+  };
+  at::Tensor aux_loss = o_.aux_weight * cell_loss(logits.reshape({-1, v}).index_select(0, visual));
+  if (o_.aux_input_weight > 0) {
+    const at::Tensor h0 = out.hidden_states.at(0);
+    aux_loss =
+        aux_loss + o_.aux_input_weight *
+                       cell_loss(input_lens(h0.reshape({-1, h0.size(-1)}).index_select(0, visual)));
+  }
   {
     at::NoGradGuard no_grad;
     const at::Tensor valid = target.ne(-100);
@@ -328,7 +360,17 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
     report.answer_loss = answer_loss.item<double>();
     report.aux_loss = aux_loss.item<double>();
   }
-  return answer_loss + o_.aux_weight * aux_loss;
+  return answer_loss + aux_loss;
+}
+
+at::Tensor Trainer::input_lens(const at::Tensor& h) const {
+  const double eps = model_->config().get_float("rms_norm_eps", 1e-6);
+  const at::Tensor norm = model_->weight("model.norm.weight");
+  const auto names = model_->weight_names();
+  const bool head = std::find(names.begin(), names.end(), "lm_head.weight") != names.end();
+  const at::Tensor w = model_->weight(head ? "lm_head.weight" : "model.embed_tokens.weight");
+  const at::Tensor hn = h * at::rsqrt(h.pow(2).mean(-1, true) + eps) * norm;
+  return at::matmul(hn, w.t());
 }
 
 // AdamW (Loshchilov & Hutter), decoupled weight decay on matrices only; gradients clipped to a

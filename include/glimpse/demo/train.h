@@ -7,8 +7,11 @@
 //
 // The loss is the answer's cross-entropy plus an auxiliary one from step 0: every visual token
 // predicts, through the tied LM head, the colour and shape words of the 28-px cell it covers
-// ("none" for background). Without it a model this small learns colour and counting but stays at
-// chance on shape and position (a Python probe of this recipe, issue 21).
+// ("none" for background), its half of the picture in each direction and a sign's word, both at
+// the decoder's input and at its output. Without it a model this small learns colour and
+// counting but stays at chance on shape and position (a Python probe of this recipe, issue 21; a
+// run with the last-layer colour/shape loss alone stayed at chance on shape, position and
+// exists after 4400 steps, docs/DEMO_MODEL.md).
 //
 // Resumable: every `checkpoint_minutes` the weights (fp32), the AdamW moments and the step go to
 // `state_dir` (written to a temporary name, then renamed), and a run with the same options
@@ -36,7 +39,14 @@ struct TrainOptions {
   double min_learning_rate_ratio = 0.1;  // cosine decay to this fraction
   double weight_decay = 0.01;
   double clip_norm = 1.0;
-  double aux_weight = 1.0;  // the per-cell colour/shape loss
+  double aux_weight = 1.0;  // the per-cell loss on the last layer's logits
+  // The same cells read at the decoder's input (the merger's output through the final norm and
+  // the tied head, a logit lens at layer 0): visual tokens that look like the words of their cell
+  // from the first layer on, which the question's words can find by attention.
+  double aux_input_weight = 1.0;
+  // Cells also predict where they are ("top"/"bottom" and "-left"/"-right", the two tokens of a
+  // position answer), and sign cells the sign's word instead of "sign".
+  bool aux_position = true;
   double checkpoint_minutes = 5;
   // Stop after this many minutes (0: run to `steps`), or once this many steps are done (0: run
   // to `steps`); the state is saved either way and a later run continues.
