@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -27,7 +28,8 @@ class EvalCliGolden : public ::testing::Test {
     GLIMPSE_REQUIRE_FIXTURES();
     model_ = fixtures_dir() + "/tiny-qwen2-vl/model";
     data_ = dir_.file("test.jsonl");
-    const auto r = run_cli({"world", "--seed", "5", "--count", "7", "--size", "112", "--out", data_});
+    const auto r =
+        run_cli({"world", "--seed", "5", "--count", "7", "--size", "112", "--out", data_});
     ASSERT_EQ(r.exit_code, 0) << r.out;
   }
   TempDir dir_;
@@ -82,6 +84,23 @@ TEST_F(EvalCliGolden, MpirunTwoRanksEqualsOneProcess) {
   EXPECT_EQ(m["accuracy"], whole["accuracy"]);
   EXPECT_EQ(m["mean_prefill_flops"], whole["mean_prefill_flops"]);
   EXPECT_EQ(m["shard"], "mpi:2");
+}
+
+TEST_F(EvalCliGolden, SweepCostsFallWithTheRatioAndPlots) {
+  const auto s =
+      eval_json({"--max-new-tokens", "2", "--sweep", "fastv.ratio=0.25,0.75", "--pipeline",
+                 R"({"methods": [{"type": "fastv", "layer": 1, "ratio": 0.5}]})", "--plot",
+                 dir_.file("sweep.png")},
+                data_, model_);
+  ASSERT_EQ(s["points"].size(), 2u);
+  EXPECT_EQ(s["plain"]["items"], 7);
+  const double a = s["points"][0]["relative_cost"], b = s["points"][1]["relative_cost"];
+  EXPECT_LT(a, 1.0);
+  EXPECT_LT(b, a);  // more pruned, fewer FLOPs
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("sweep.png")));
+  const auto bad = run_cli({"eval", "--model", model_, "--data", data_, "--sweep", "fastv"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--sweep"), std::string::npos) << bad.out;
 }
 
 TEST_F(EvalCliGolden, BadInputIsOneLineAndStatusTwo) {

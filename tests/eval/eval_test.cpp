@@ -2,12 +2,15 @@
 // and key, shards that add up, and the inline scenes of the synthetic world.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "glimpse/core/error.h"
 #include "glimpse/eval/dataset.h"
 #include "glimpse/eval/evaluator.h"
+#include "glimpse/eval/plot.h"
 #include "glimpse/eval/scoring.h"
+#include "glimpse/eval/sweep.h"
 #include "test_util.h"
 
 namespace glimpse::eval {
@@ -129,6 +132,57 @@ TEST(Totals, ShardsAddUpThroughTheirSums) {
   EXPECT_DOUBLE_EQ(whole.to_json()["accuracy"].get<double>(), 2.0 / 5);
   EXPECT_DOUBLE_EQ(whole.to_json()["by_type"]["count"].get<double>(), 1.0 / 3);  // 0 of 0, 2, 4
   EXPECT_THROW(Totals::from_sums({{"items", 1}}), InputError);
+}
+
+}  // namespace
+}  // namespace glimpse::eval
+
+namespace glimpse::eval {
+namespace {
+
+TEST(Sweep, ParsesAndSetsTheKey) {
+  const Sweep s = parse_sweep("fastv.ratio=0.25,0.5,1");
+  EXPECT_EQ(s.method, "fastv");
+  EXPECT_EQ(s.key, "ratio");
+  ASSERT_EQ(s.values.size(), 3u);
+  EXPECT_EQ(s.values[0], 0.25);
+  EXPECT_TRUE(s.values[2].is_number_integer());
+  EXPECT_EQ(parse_sweep("attention_map.query=last,all").values[1], "all");
+  for (const char* bad :
+       {"fastv", "fastv.ratio", "fastv.ratio=", ".ratio=1", "fastv.=1", "fastv.ratio=1,,2"})
+    EXPECT_THROW(parse_sweep(bad), InputError) << bad;
+  // Into a base that has the method: its other keys stay; into one that lacks it: appended.
+  const auto with = nlohmann::json::parse(
+      sweep_pipeline(R"({"methods": [{"type": "fastv", "layer": 2, "ratio": 0.1}]})", s, 0.5));
+  EXPECT_EQ(with["methods"][0]["layer"], 2);
+  EXPECT_EQ(with["methods"][0]["ratio"], 0.5);
+  const auto without = nlohmann::json::parse(sweep_pipeline("", s, 0.75));
+  EXPECT_EQ(without["methods"][0]["type"], "fastv");
+  EXPECT_EQ(without["methods"][0]["ratio"], 0.75);
+  EXPECT_THROW(sweep_pipeline("[1]", s, 1), InputError);
+  EXPECT_THROW(sweep_pipeline("{bad", s, 1), InputError);
+}
+
+TEST(Plot, MarkersLandWhereTheFrameSays) {
+  const std::vector<PlotPoint> pts = {{1.0, 0.9, "plain"}, {0.5, 0.6, "0.5"}, {0.25, 0.2, "0.75"}};
+  PlotOptions o;
+  const vision::Image img = plot_tradeoff(pts, o);
+  ASSERT_EQ(img.width, o.width);
+  ASSERT_EQ(img.height, o.height);
+  const PlotFrame f = PlotFrame::fit(pts, o);
+  for (const auto& p : pts) {
+    const std::uint8_t* px = img.pixel(f.px(p.x), f.py(p.y));
+    EXPECT_EQ(px[0], 200) << p.label;  // the marker's colour at its centre
+    EXPECT_EQ(px[1], 60) << p.label;
+    EXPECT_EQ(px[2], 40) << p.label;
+  }
+  // Larger x to the right, larger accuracy higher up.
+  EXPECT_GT(f.px(1.0), f.px(0.5));
+  EXPECT_LT(f.py(0.9), f.py(0.6));
+  EXPECT_THROW(plot_tradeoff({}, o), InputError);
+  EXPECT_THROW(plot_tradeoff({{std::nan(""), 0.5, "x"}}, o), InputError);
+  o.width = 10;
+  EXPECT_THROW(plot_tradeoff(pts, o), InputError);
 }
 
 }  // namespace
