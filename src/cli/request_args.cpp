@@ -20,6 +20,12 @@ void add_request_options(CLI::App& cmd, RequestArgs& args) {
                  "chat: the checkpoint's chat template; raw: the prompt as it is, placeholders "
                  "included");
   cmd.add_option("--system", args.system, "A system message (chat format)");
+  cmd.add_option("--max-image-pixels", args.limits.max_image_pixels,
+                 "Refuse images and frames of more pixels (default 178956970, PIL's limit)");
+  cmd.add_option("--max-video-frames", args.limits.max_video_frames,
+                 "Refuse videos of more sampled frames (default 768)");
+  cmd.add_option("--max-tokens", args.limits.max_tokens,
+                 "Refuse prompts of more tokens after expansion (0: the model's context)");
 }
 
 model::ProcessorRequest make_request(const RequestArgs& args) {
@@ -35,11 +41,22 @@ model::ProcessorRequest make_request(const RequestArgs& args) {
   if (args.nframes && *args.nframes <= 0) throw InputError("--nframes: must be positive");
   if (args.nframes && args.video.empty()) throw InputError("--nframes: needs --video");
 
+  if (args.limits.max_image_pixels < 1 || args.limits.max_video_frames < 1 ||
+      args.limits.max_tokens < 0)
+    throw InputError(
+        "--max-image-pixels and --max-video-frames: must be positive; --max-tokens >= 0");
   model::ProcessorRequest request;
-  for (const auto& path : args.images) request.images.push_back(vision::load_image(path));
+  request.limits = args.limits;
+  vision::DecodeOptions decode;  // refused from the file's header, before decoding
+  decode.max_pixels = args.limits.max_image_pixels;
+  for (const auto& path : args.images) request.images.push_back(vision::load_image(path, decode));
   if (!args.frames.empty()) {
+    if (static_cast<std::int64_t>(args.frames.size()) > args.limits.max_video_frames)
+      throw InputError("--frames: " + std::to_string(args.frames.size()) +
+                       " frames exceed --max-video-frames " +
+                       std::to_string(args.limits.max_video_frames));
     model::VideoInput v;
-    for (const auto& path : args.frames) v.frames.push_back(vision::load_image(path));
+    for (const auto& path : args.frames) v.frames.push_back(vision::load_image(path, decode));
     v.fps = args.fps.value_or(video::kDefaultFps);
     request.videos.push_back(std::move(v));
   } else if (!args.video.empty()) {

@@ -25,10 +25,11 @@ struct RequestArgs {
   std::string prompt;
   std::string prompt_format = "chat";  // chat | raw
   std::string system;                  // a system message (chat only; empty: the template's)
+  model::ProcessorLimits limits;       // --max-image-pixels, --max-video-frames, --max-tokens
 };
 
 // --image (repeatable), --video, --frames, --fps, --nframes, --prompt (required),
-// --prompt-format, --system.
+// --prompt-format, --system, and the request's limits.
 void add_request_options(CLI::App& cmd, RequestArgs& args);
 
 // Decodes the images and frames, samples the video (errors name the file) and builds the

@@ -124,6 +124,25 @@ std::string Processor::render(const ProcessorRequest& request, const std::string
   if (!request.family && !template_error_.empty()) {
     throw InputError(template_error_ + " (or set the request's family)");
   }
+  const ProcessorLimits& limits = request.limits;
+  if (limits.max_image_pixels < 1 || limits.max_video_frames < 1 || limits.max_tokens < 0)
+    throw InputError(
+        "request limits: max_image_pixels and max_video_frames must be positive, max_tokens >= 0");
+  // Checked before any image is processed (an allocation sized from its pixels).
+  auto check_pixels = [&](const vision::Image& image, const std::string& what) {
+    if (image.width > 0 && image.height > 0 && image.width > limits.max_image_pixels / image.height)
+      throw InputError(what + ": " + std::to_string(image.width) + "x" +
+                       std::to_string(image.height) + " pixels exceed the request's limit of " +
+                       std::to_string(limits.max_image_pixels) + " (max_image_pixels)");
+  };
+  for (std::size_t i = 0; i < request.images.size(); ++i)
+    check_pixels(request.images[i], "image " + std::to_string(i));
+  for (std::size_t i = 0; i < request.videos.size(); ++i) {
+    const auto& frames = request.videos[i].frames;
+    check_frames(frames.size(), limits, "video " + std::to_string(i));
+    for (std::size_t f = 0; f < frames.size(); ++f)
+      check_pixels(frames[f], "video " + std::to_string(i) + " frame " + std::to_string(f));
+  }
   const text::ChatFamily family = request.family.value_or(chat_family_);
   const auto chat = text::ChatTemplate::for_family(family);
   const std::size_t n_images = request.images.size(), n_videos = request.videos.size();
@@ -184,12 +203,25 @@ void Processor::check_image(const vision::Image& image, const std::string& what)
   }
 }
 
-void Processor::tokenize(const std::string& expanded, ForwardInputs& inputs) const {
+void Processor::check_frames(std::size_t frames, const ProcessorLimits& limits,
+                             const std::string& what) {
+  if (static_cast<std::int64_t>(std::min<std::size_t>(frames, INT64_MAX)) > limits.max_video_frames)
+    throw InputError(what + ": " + std::to_string(frames) +
+                     " frames exceed the request's limit of " +
+                     std::to_string(limits.max_video_frames) + " (max_video_frames)");
+}
+
+void Processor::tokenize(const std::string& expanded, ForwardInputs& inputs,
+                         const ProcessorLimits& limits) const {
   // The reference processors call the tokenizer with its default add_special_tokens=True (BOS
   // for LLaVA's LlamaTokenizer, nothing for Qwen2's).
   const std::vector<text::TokenId> ids = tokenizer_->encode_ids(expanded, true);
   if (ids.empty()) throw InputError("the prompt is empty: it gives no tokens");
   const auto n = static_cast<std::int64_t>(ids.size());
+  if (limits.max_tokens > 0 && n > limits.max_tokens)
+    throw InputError("the prompt has " + std::to_string(n) +
+                     " tokens after expanding the placeholders, more than the request's limit of " +
+                     std::to_string(limits.max_tokens) + " (max_tokens)");
   inputs.input_ids = at::tensor(ids, at::kLong).view({1, n});
   inputs.attention_mask = at::ones({1, n}, at::kLong);
 }

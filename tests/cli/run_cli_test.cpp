@@ -201,5 +201,23 @@ TEST(RunCliGoldenExtra, GenerationSettingsItCannotHonourAreErrors) {
   EXPECT_NE(r.out.find("num_beams"), std::string::npos) << r.out;
 }
 
+// The request limits as flags: refused with status 2 and the flag or key named.
+TEST(RunCliLimitsGolden, FlagsBoundTheRequest) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  const std::string model = fixtures_dir() + "/tiny-qwen2-vl/model";
+  const std::string image = std::string(GLIMPSE_SOURCE_DIR) + "/examples/images/house.png";
+  auto r = run_cli(
+      {"run", "--model", model, "--image", image, "--prompt", "hi", "--max-image-pixels", "100"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("exceeds the limit of 100 pixels"), std::string::npos) << r.out;
+  r = run_cli({"run", "--model", model, "--image", image, "--prompt", "hi", "--max-tokens", "5"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("(max_tokens)"), std::string::npos) << r.out;
+  r = run_cli({"run", "--model", model, "--frames", image, "--frames", image, "--prompt", "hi",
+               "--max-video-frames", "1"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--max-video-frames"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace glimpse::test

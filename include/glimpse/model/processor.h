@@ -38,6 +38,20 @@ struct VideoInput {
   std::int64_t nframes = 0;
 };
 
+// Bounds a request must keep, checked before the work they bound (a service facing untrusted
+// requests lowers them). The defaults admit what the reference admits.
+struct ProcessorLimits {
+  // Pixels (width * height) of each image and each video frame given or decoded; the default is
+  // PIL's decompression-bomb limit (vision::kMaxImagePixels).
+  std::int64_t max_image_pixels = 178956970;
+  // Frames of each video after sampling; 768 is qwen-vl-utils' FPS_MAX_FRAMES, the most its
+  // sampler picks.
+  std::int64_t max_video_frames = 768;
+  // Tokens of the prompt after the placeholders are expanded; 0: no bound here (a Session still
+  // refuses more than the model's max_position_embeddings).
+  std::int64_t max_tokens = 0;
+};
+
 struct ProcessorRequest {
   // Either messages (image and video parts in the order of `images` and `videos`) ...
   std::vector<text::ChatMessage> messages;
@@ -50,6 +64,7 @@ struct ProcessorRequest {
   text::ChatOptions chat;
   // Overrides the template recognised in the checkpoint (Raw: no template).
   std::optional<text::ChatFamily> family;
+  ProcessorLimits limits;
 };
 
 struct ProcessedInputs {
@@ -109,8 +124,14 @@ class Processor {
   std::string render(const ProcessorRequest& request, const std::string& image_token,
                      const std::string& video_token) const;
   // Tokenizes an expanded prompt as the reference processor calls the tokenizer
-  // (add_special_tokens=True): input_ids [1, S] and attention_mask of ones.
-  void tokenize(const std::string& expanded, ForwardInputs& inputs) const;
+  // (add_special_tokens=True): input_ids [1, S] and attention_mask of ones. Throws InputError
+  // past `limits.max_tokens`.
+  void tokenize(const std::string& expanded, ForwardInputs& inputs,
+                const ProcessorLimits& limits = {}) const;
+  // InputError naming `what` and ProcessorLimits::max_video_frames when a sampled video has more
+  // frames than the request allows.
+  static void check_frames(std::size_t frames, const ProcessorLimits& limits,
+                           const std::string& what);
   // InputError naming `what` ("image 1") for an empty image or a buffer of the wrong size.
   static void check_image(const vision::Image& image, const std::string& what);
   // The layout the model builds at prefill for `inputs` (any batch, left padding allowed).

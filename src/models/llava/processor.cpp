@@ -92,7 +92,7 @@ model::ProcessedInputs LlavaProcessor::process(const model::ProcessorRequest& re
     pos = hit + image_token_.size();
   }
   expanded.append(prompt, pos, std::string::npos);
-  tokenize(expanded, in);
+  tokenize(expanded, in, request.limits);
 
   out.prompts.push_back(prompt);
   out.layout = token_layout(in);

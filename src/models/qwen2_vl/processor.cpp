@@ -107,6 +107,7 @@ model::ProcessedInputs Qwen2VLProcessor::process(const model::ProcessorRequest& 
       if (v.sample_fps > 0) options.sampling.fps = v.sample_fps;
       if (v.nframes > 0) options.sampling.nframes = v.nframes;
       auto fetched = naming(what, [&] { return fetch_video(v.path, options); });
+      check_frames(fetched.frames.size(), request.limits, what);
       videos.push_back(naming(what, [&] { return image_processor_.process(fetched.frames); }));
       fps.push_back(fetched.sample_fps);
     } else {
@@ -141,7 +142,7 @@ model::ProcessedInputs Qwen2VLProcessor::process(const model::ProcessorRequest& 
     pos = hit + token.size();
   }
   expanded.append(prompt, pos, std::string::npos);
-  tokenize(expanded, out.inputs);
+  tokenize(expanded, out.inputs, request.limits);
 
   auto& in = out.inputs;
   if (!images.empty()) {
