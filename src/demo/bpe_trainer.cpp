@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "core/json_util.h"
 #include "glimpse/core/error.h"
 #include "glimpse/text/tokenizer.h"
 #include "text/json_node.h"
@@ -32,16 +33,7 @@ std::vector<std::string> chars(const std::string& s) {
 
 BpeTrainResult train_bpe_tokenizer(const std::string& path, const std::vector<std::string>& texts,
                                    const BpeTrainOptions& options) {
-  json t;
-  {
-    std::ifstream in(path);
-    if (!in) throw FormatError(path + ": cannot open");
-    try {
-      in >> t;
-    } catch (const json::exception& e) {
-      throw FormatError(path + ": not JSON (" + e.what() + ")");
-    }
-  }
+  json t = core::read_json_file(path);
   json& vocab = t.at("model").at("vocab");
   if (!t.at("model").at("merges").empty())
     throw ConfigError(path + ": key 'model.merges': expected none before training");

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "core/json_util.h"
 #include "demo/bpe_trainer.h"
 #include "glimpse/bench/random_checkpoint.h"
 #include "glimpse/core/config.h"
@@ -33,15 +34,7 @@ constexpr double kBeta1 = 0.9, kBeta2 = 0.98, kEps = 1e-8;
 constexpr const char* kTrainingFile = "training.json";  // in out_dir: how the weights were made
 
 json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  if (!in) throw InputError(p.string() + ": cannot open");
-  try {
-    json j;
-    in >> j;
-    return j;
-  } catch (const json::exception& e) {
-    throw FormatError(p.string() + ": not JSON (" + e.what() + ")");
-  }
+  return core::read_json_file(p.string());
 }
 
 void write_json_atomic(const fs::path& p, const json& j) {

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/json_util.h"
 #include "glimpse/core/error.h"
 
 namespace glimpse::eval {
@@ -37,11 +38,12 @@ std::vector<Item> read_dataset(const std::string& path) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(number);
+    // Strict: invalid UTF-8, deep nesting and repeated keys are refused (core/json_util.h).
     json j;
     try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      throw InputError(where + ": not a JSON line (" + std::string(e.what()).substr(0, 120) + ")");
+      j = core::parse_json_strict(line, "JSON");
+    } catch (const FormatError& e) {
+      throw InputError(where + ": not a JSON line (" + std::string(e.what()).substr(0, 160) + ")");
     }
     if (!j.is_object()) throw InputError(where + ": expected a JSON object");
     Item item;

@@ -84,6 +84,11 @@ TEST(Dataset, ErrorsNameTheLineAndKey) {
                 .find(":1: expected key 'question'"),
             std::string::npos);
   EXPECT_NE(error_of(write(dir, "\n{not json\n")).find(":2: not a JSON line"), std::string::npos);
+  // Parsed strictly: a repeated key is refused, not silently resolved.
+  EXPECT_NE(
+      error_of(write(dir, R"({"question": "a", "question": "b", "answer": "x", "image": "i"})"))
+          .find(":1: not a JSON line"),
+      std::string::npos);
   EXPECT_NE(error_of(write(dir, R"({"question": "q", "answer": "a"})"))
                 .find("exactly one of 'image' and 'scene'"),
             std::string::npos);
