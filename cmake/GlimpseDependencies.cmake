@@ -7,6 +7,9 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(nlohmann_json 3.10 REQUIRED)  # nlohmann-json3-dev
 find_package(CLI11 REQUIRED)               # libcli11-dev
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)  # libopencv-dev
+# JPEG and PNG are decoded directly, so that their errors and warnings never reach stderr.
+find_package(JPEG REQUIRED)                # libjpeg62-turbo-dev
+find_package(PNG REQUIRED)                 # libpng-dev
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(GLIMPSE_FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswscale)
 pkg_check_modules(GLIMPSE_PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)

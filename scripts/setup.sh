@@ -29,7 +29,8 @@ done
 packages=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-openmp
-  libopencv-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
+  libopencv-dev libjpeg62-turbo-dev libpng-dev
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
   nlohmann-json3-dev libgtest-dev libpcre2-dev libutf8proc-dev libcli11-dev libsentencepiece-dev
   openmpi-bin libopenmpi-dev
 )

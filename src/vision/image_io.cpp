@@ -3,21 +3,19 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <vector>
 
 #include "glimpse/core/error.h"
-#include "glimpse/core/logging.h"
 #include "glimpse/vision/image_header.h"
+#include "vision/exif.h"
+#include "vision/jpeg_decode.h"
+#include "vision/png_decode.h"
 
 namespace glimpse::vision {
 namespace {
@@ -25,54 +23,6 @@ namespace {
 // Files larger than this are refused before reading (a compressed image of the maximum pixel
 // count is far smaller).
 constexpr std::uintmax_t kMaxFileBytes = std::uintmax_t{2} << 30;
-
-// libpng and libjpeg, as OpenCV sets them up, print their errors and warnings ("libpng error:
-// IDAT: incorrect data check", "Corrupt JPEG data: ...") straight to stderr, which would turn a
-// one-line error into a page. While OpenCV decodes, file descriptor 2 points at a temporary file
-// whose text then goes to glimpse's log at debug level. Decodes are serialised by the mutex; text
-// other threads write to stderr in that window is logged the same way.
-class StderrToLog {
- public:
-  StderrToLog() : lock_(mutex()) {
-    std::fflush(stderr);
-    tmp_ = std::tmpfile();
-    if (tmp_ == nullptr) return;
-    saved_ = ::dup(STDERR_FILENO);
-    if (saved_ < 0 || ::dup2(::fileno(tmp_), STDERR_FILENO) < 0) {
-      if (saved_ >= 0) ::close(saved_);
-      saved_ = -1;
-    }
-  }
-  ~StderrToLog() {
-    if (tmp_ == nullptr) return;
-    if (saved_ >= 0) {
-      std::fflush(stderr);
-      ::dup2(saved_, STDERR_FILENO);
-      ::close(saved_);
-      std::rewind(tmp_);
-      char line[512];
-      while (std::fgets(line, sizeof(line), tmp_) != nullptr) {
-        std::string text(line);
-        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-        if (!text.empty()) {
-          GLIMPSE_LOG(Debug) << "image decoder: " << text;
-        }
-      }
-    }
-    std::fclose(tmp_);
-  }
-  StderrToLog(const StderrToLog&) = delete;
-  StderrToLog& operator=(const StderrToLog&) = delete;
-
- private:
-  static std::mutex& mutex() {
-    static std::mutex m;
-    return m;
-  }
-  std::lock_guard<std::mutex> lock_;
-  std::FILE* tmp_ = nullptr;
-  int saved_ = -1;
-};
 
 std::string dims(std::int64_t w, std::int64_t h) {
   return std::to_string(w) + "x" + std::to_string(h);
@@ -128,6 +78,31 @@ Image to_rgb(const cv::Mat& m, const std::string& name) {
   return out;
 }
 
+// WebP and BMP stay with OpenCV: their decoders report errors through exceptions or an empty
+// result, not by printing.
+Image decode_with_opencv(const std::uint8_t* data, std::size_t size, const std::string& name,
+                         const ImageHeader& header) {
+  const std::string format(image_format_name(header.format));
+  cv::Mat decoded;
+  try {
+    // IMREAD_UNCHANGED keeps 16-bit samples and alpha and ignores EXIF orientation.
+    const cv::Mat buffer(1, static_cast<int>(size), CV_8UC1, const_cast<std::uint8_t*>(data));
+    decoded = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    throw FormatError("'" + name + "': cannot decode " + format +
+                      " data: " + std::string(e.err.empty() ? "OpenCV error" : e.err));
+  }
+  if (decoded.empty()) {
+    throw FormatError("'" + name + "': cannot decode " + format +
+                      " data (corrupt or truncated file)");
+  }
+  if (decoded.cols != header.width || decoded.rows != header.height) {
+    throw FormatError("'" + name + "': decoded " + dims(decoded.cols, decoded.rows) +
+                      " pixels but the header says " + dims(header.width, header.height));
+  }
+  return to_rgb(decoded, name);
+}
+
 }  // namespace
 
 Image decode_image(const std::uint8_t* data, std::size_t size, const std::string& name,
@@ -146,25 +121,24 @@ Image decode_image(const std::uint8_t* data, std::size_t size, const std::string
     throw InputError("'" + name + "': image data of " + std::to_string(size) +
                      " bytes is too large");
   }
-  cv::Mat decoded;
-  try {
-    // IMREAD_UNCHANGED keeps 16-bit samples and alpha and ignores EXIF orientation, like PIL.
-    const cv::Mat buffer(1, static_cast<int>(size), CV_8UC1, const_cast<std::uint8_t*>(data));
-    const StderrToLog quiet;
-    decoded = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    throw FormatError("'" + name + "': cannot decode " + format +
-                      " data: " + std::string(e.err.empty() ? "OpenCV error" : e.err));
+  ImageMetadata metadata;
+  Image image;
+  switch (header.format) {
+    case ImageFormat::Jpeg:
+      image = decode_jpeg(data, size, name, header, &metadata);
+      break;
+    case ImageFormat::Png:
+      image = decode_png(data, size, name, header, &metadata);
+      break;
+    case ImageFormat::WebP:
+    case ImageFormat::Bmp:
+      image = decode_with_opencv(data, size, name, header);
+      break;
   }
-  if (decoded.empty()) {
-    throw FormatError("'" + name + "': cannot decode " + format +
-                      " data (corrupt or truncated file)");
+  if (options.apply_exif_orientation) {
+    image = apply_orientation(std::move(image), image_orientation(metadata));
   }
-  if (decoded.cols != header.width || decoded.rows != header.height) {
-    throw FormatError("'" + name + "': decoded " + dims(decoded.cols, decoded.rows) +
-                      " pixels but the header says " + dims(header.width, header.height));
-  }
-  return to_rgb(decoded, name);
+  return image;
 }
 
 Image load_image(const std::string& path, const DecodeOptions& options) {
