@@ -32,12 +32,14 @@ void add_train_demo_command(CLI::App& app) {
                   "Weight of the per-cell loss at the decoder's input (0: off)");
   cmd->add_option("--aux-position", o->aux_position,
                   "Cells also predict their half of the picture and a sign's word (true/false)");
+  cmd->add_option("--vision-own-loss", o->vision_own_loss,
+                  "The vision tower learns from the input-level cell loss alone (true/false)");
   cmd->add_option("--image-size", o->image_size, "Picture side in pixels (multiple of 28)");
   cmd->add_option("--data-seed", o->data_seed, "Seed of the training stream");
   cmd->add_option("--init-seed", o->init_seed, "Seed of the initial weights");
   cmd->add_option("--log-every", *every, "Print a line every N steps")->check(CLI::PositiveNumber);
   cmd->callback([o, every] {
-    double loss = 0, answer = 0, aux = 0, acc = 0, secs = 0;
+    double loss = 0, answer = 0, aux = 0, acc = 0, colour = 0, shape = 0, secs = 0;
     std::int64_t n = 0;
     const auto result = demo::train_demo(
         *o,
@@ -46,15 +48,18 @@ void add_train_demo_command(CLI::App& app) {
           answer += r.answer_loss;
           aux += r.aux_loss;
           acc += r.answer_accuracy;
+          colour += r.cell_colour_accuracy;
+          shape += r.cell_shape_accuracy;
           secs += r.seconds;
           if (++n == *every || r.step == r.steps) {
             std::printf(
                 "step %lld/%lld  loss %.4f (answer %.4f, cells %.4f)  answer tokens %.1f%%  "
-                "lr %.2e  %.2f s/step\n",
+                "cells: colour %.1f%% shape %.1f%%  lr %.2e  %.2f s/step\n",
                 static_cast<long long>(r.step), static_cast<long long>(r.steps), loss / n,
-                answer / n, aux / n, 100 * acc / n, r.learning_rate, secs / n);
+                answer / n, aux / n, 100 * acc / n, 100 * colour / n, 100 * shape / n,
+                r.learning_rate, secs / n);
             std::fflush(stdout);
-            loss = answer = aux = acc = secs = 0;
+            loss = answer = aux = acc = colour = shape = secs = 0;
             n = 0;
           }
         },

@@ -30,8 +30,7 @@ void add_world_command(CLI::App& app) {
   cmd->add_option("--out", args->out, "Data set file (JSON Lines)")->required();
   cmd->add_option("--images", args->images, "Also write each picture as PNG into this folder");
   cmd->callback([args] {
-    demo::WorldOptions options;
-    options.size = args->size;
+    const demo::WorldOptions options = demo::world_options_for_size(args->size);
     if (!args->images.empty()) std::filesystem::create_directories(args->images);
     std::string lines;
     for (std::int64_t i = 0; i < args->count; ++i) {

@@ -22,6 +22,7 @@
 #include "glimpse/model/model.h"
 #include "glimpse/model/processor.h"
 #include "glimpse/text/tokenizer.h"
+#include "kernels/ops.h"
 
 namespace glimpse::demo {
 namespace {
@@ -67,7 +68,8 @@ json identity(const TrainOptions& o) {
           {"clip_norm", o.clip_norm},
           {"aux_weight", o.aux_weight},
           {"aux_input_weight", o.aux_input_weight},
-          {"aux_position", o.aux_position}};
+          {"aux_position", o.aux_position},
+          {"vision_own_loss", o.vision_own_loss}};
 }
 
 void check_options(const TrainOptions& o) {
@@ -84,6 +86,9 @@ void check_options(const TrainOptions& o) {
   if (!(o.checkpoint_minutes > 0)) bad("--checkpoint-minutes: expected > 0");
   if (o.max_minutes < 0) bad("--minutes: expected >= 0");
   if (o.stop_step < 0) bad("--stop-step: expected >= 0");
+  if (o.vision_own_loss && !(o.aux_input_weight > 0))
+    bad("--vision-own-loss: the vision tower then learns from --aux-input-weight alone, give it > "
+        "0");
 }
 
 // Linear warmup, then cosine decay to min_learning_rate_ratio at `steps`.
@@ -96,11 +101,7 @@ double learning_rate(const TrainOptions& o, std::int64_t step) {
 }
 
 WorldOptions world_options(const TrainOptions& o) {
-  WorldOptions w;
-  w.size = o.image_size;
-  w.max_object = std::min(w.max_object, w.size / 2 - 6);
-  w.min_object = std::min(w.min_object, w.max_object);
-  return w;
+  return world_options_for_size(o.image_size);
 }
 
 // The texts the tokenizer is trained on: what the chat template writes around a turn, every
@@ -143,6 +144,9 @@ class Trainer {
   void adamw(double lr);
   // The final norm and the LM head over hidden states [N, H], in plain differentiable ops.
   at::Tensor input_lens(const at::Tensor& h) const;
+  // Accuracy of argmax over `group` on the cells whose target is in `group`.
+  static double group_accuracy(const at::Tensor& logits, const std::vector<std::int64_t>& targets,
+                               const std::vector<std::int64_t>& group);
   void checkpoint(std::int64_t step, double seconds);
   void export_weights(std::int64_t step, double seconds);
 
@@ -157,6 +161,7 @@ class Trainer {
   bool from_state_ = false, from_weights_ = false;
   std::int64_t image_token_ = 0, im_end_ = 0;
   std::map<std::string, std::int64_t> word_ids_;
+  std::vector<std::int64_t> colour_ids_, shape_ids_;
 };
 
 void Trainer::prepare_out_dir() {
@@ -210,6 +215,8 @@ void Trainer::load() {
       throw ConfigError(o_.out_dir + "/tokenizer.json: '" + w +
                         "' is not one token; the auxiliary loss needs it");
   }
+  for (int i = 0; i < kNumColours; ++i) colour_ids_.push_back(word_ids_.at(colour_name(Colour(i))));
+  for (int i = 0; i < kNumShapes; ++i) shape_ids_.push_back(word_ids_.at(shape_name(Shape(i))));
   // One Param per distinct tensor (a tied LM head is the embedding).
   std::set<const void*> seen;
   for (const auto& spec : bench::checkpoint_tensors(model_->config())) {
@@ -314,9 +321,16 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
   in.attention_mask = mask;
   in.pixel_values = at::cat(pixels);
   in.image_grid_thw = at::cat(grids);
+  at::Tensor image_embeds;  // with vision_own_loss: the tower's output, in its own graph
+  if (o_.vision_own_loss) {
+    const kernels::ReferenceOps reference(true);
+    image_embeds = model_->embed_media(in).image_embeds;
+    in.image_embeds = image_embeds.detach();
+    in.pixel_values = at::Tensor();
+  }
   model::ForwardOptions fo;
   fo.autograd = true;
-  fo.output_hidden_states = o_.aux_input_weight > 0;
+  fo.output_hidden_states = !o_.vision_own_loss && o_.aux_input_weight > 0;
   const model::ForwardOutput out = model_->forward(in, fo);
   const at::Tensor& logits = out.logits;  // [B, S, V]
   const std::int64_t v = logits.size(-1);
@@ -331,22 +345,33 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
   if (visual.numel() != n_cells)
     throw Error("train-demo: " + std::to_string(visual.numel()) + " visual tokens against " +
                 std::to_string(n_cells) + " cell labels (image size and merge do not match 28 px)");
-  // Every target of a cell through one softmax: the mean of their cross-entropies.
-  auto cell_loss = [&](const at::Tensor& cell_logits) {
+  // Targets of a cell through one softmax: the mean of their cross-entropies.
+  auto cell_loss = [&](const at::Tensor& cell_logits, std::size_t n_targets) {
     at::Tensor sum = at::zeros({}, cell_logits.options());
-    for (const auto& t : cell_targets)
-      sum = sum + at::cross_entropy_loss(cell_logits, at::tensor(t));
-    return sum / static_cast<double>(cell_targets.size());
+    for (std::size_t k = 0; k < n_targets; ++k)
+      sum = sum + at::cross_entropy_loss(cell_logits, at::tensor(cell_targets[k]));
+    return sum / static_cast<double>(n_targets);
   };
-  at::Tensor aux_loss = o_.aux_weight * cell_loss(logits.reshape({-1, v}).index_select(0, visual));
-  if (o_.aux_input_weight > 0) {
+  at::Tensor aux_loss = o_.aux_weight * cell_loss(logits.reshape({-1, v}).index_select(0, visual),
+                                                  cell_targets.size());
+  // At the decoder's input (a logit lens at layer 0). With vision_own_loss only colour and shape:
+  // a tower with rotary positions alone cannot tell where in the picture a cell is.
+  at::Tensor input_logits;
+  if (o_.vision_own_loss) {
+    input_logits = input_lens(image_embeds);
+  } else if (!out.hidden_states.empty()) {
     const at::Tensor h0 = out.hidden_states.at(0);
-    aux_loss =
-        aux_loss + o_.aux_input_weight *
-                       cell_loss(input_lens(h0.reshape({-1, h0.size(-1)}).index_select(0, visual)));
+    input_logits = input_lens(h0.reshape({-1, h0.size(-1)}).index_select(0, visual));
   }
+  if (o_.aux_input_weight > 0)
+    aux_loss = aux_loss + o_.aux_input_weight *
+                              cell_loss(input_logits, o_.vision_own_loss ? 2 : cell_targets.size());
   {
     at::NoGradGuard no_grad;
+    if (input_logits.defined()) {
+      report.cell_colour_accuracy = group_accuracy(input_logits, cell_targets[0], colour_ids_);
+      report.cell_shape_accuracy = group_accuracy(input_logits, cell_targets[1], shape_ids_);
+    }
     const at::Tensor valid = target.ne(-100);
     const at::Tensor hit = pred.argmax(-1).eq(target).logical_and(valid);
     report.answer_accuracy = hit.sum().item<double>() / std::max(1.0, valid.sum().item<double>());
@@ -354,6 +379,17 @@ at::Tensor Trainer::batch_loss(std::int64_t step, StepReport& report) {
     report.aux_loss = aux_loss.item<double>();
   }
   return answer_loss + aux_loss;
+}
+
+double Trainer::group_accuracy(const at::Tensor& logits, const std::vector<std::int64_t>& targets,
+                               const std::vector<std::int64_t>& group) {
+  const at::Tensor ids = at::tensor(group);
+  const at::Tensor t = at::tensor(targets);
+  const at::Tensor in_group = at::isin(t, ids);
+  const auto n = in_group.sum().item<std::int64_t>();
+  if (n == 0) return 0;
+  const at::Tensor picked = ids.index_select(0, logits.index_select(1, ids).argmax(-1));
+  return picked.eq(t).logical_and(in_group).sum().item<double>() / static_cast<double>(n);
 }
 
 at::Tensor Trainer::input_lens(const at::Tensor& h) const {

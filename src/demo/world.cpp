@@ -145,6 +145,14 @@ std::vector<std::string> answer_words() {
   return out;
 }
 
+WorldOptions world_options_for_size(int size) {
+  WorldOptions w;
+  w.size = size;
+  w.max_object = std::max(14, std::min(w.max_object, size / 2 - 6));
+  w.min_object = std::min(w.min_object, w.max_object);
+  return w;
+}
+
 Scene make_scene(std::uint64_t seed, const WorldOptions& options) {
   if (options.size < 56 || options.size > 1024 || options.size % 28 != 0)
     throw InputError("world option size: expected a multiple of 28 in [56, 1024], got " +

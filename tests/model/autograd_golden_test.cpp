@@ -105,7 +105,8 @@ TEST(AutogradGolden, GradientsReachTheInputsAndMatchFiniteDifferences) {
 }
 
 // Training (glimpse train-demo) marks the model's own weights requires_grad: every weight must get
-// a gradient, and one of them must agree with finite differences.
+// a gradient, and those of a decoder MLP and of the vision tower's first attention must agree with
+// finite differences (two images in one pass: the tower's per-image attention blocks).
 TEST(AutogradGolden, GradientsReachEveryWeight) {
   GLIMPSE_REQUIRE_FIXTURES();
   for (const std::string name : {"tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava-1.5"}) {
@@ -113,7 +114,7 @@ TEST(AutogradGolden, GradientsReachEveryWeight) {
     options.weights = WeightMemory::Resident;
     auto m = load_model(test::fixtures_dir() + "/" + name + "/model", options);
     const ForwardInputs in = read_forward_inputs(test::fixtures_dir() + "/" + name +
-                                                 "/cases/image_a.inputs.safetensors");
+                                                 "/cases/two_images.inputs.safetensors");
     at::manual_seed(3);
     const at::Tensor direction = at::randn(m->forward(in, {}).logits.sizes());
     const auto names = m->weight_names();
@@ -132,28 +133,40 @@ TEST(AutogradGolden, GradientsReachEveryWeight) {
       ++reached;
     }
     EXPECT_GE(reached, static_cast<std::int64_t>(names.size()) * 3 / 4) << name;
-    // One weight of the first decoder layer against central differences.
-    std::string probe;
-    for (const auto& n : names) {
-      if (n.find("vision") == std::string::npos &&
-          n.find("layers.0.mlp.down_proj.weight") != std::string::npos)
-        probe = n;
+    auto find = [&](auto&& wanted) {
+      for (const auto& n : names)
+        if (wanted(n)) return n;
+      return std::string();
+    };
+    const bool vision_first = name.find("llava") != std::string::npos;
+    const std::vector<std::string> probes = {
+        find([](const std::string& n) {
+          return n.find("vision") == std::string::npos && n.find("visual") == std::string::npos &&
+                 n.find("layers.0.mlp.down_proj.weight") != std::string::npos;
+        }),
+        find([&](const std::string& n) {
+          return vision_first ? n.find("vision_tower") != std::string::npos &&
+                                    n.find("layers.0.self_attn.q_proj.weight") != std::string::npos
+                              : n.find("visual.blocks.0.attn.qkv.weight") != std::string::npos;
+        })};
+    for (const auto& probe : probes) {
+      ASSERT_FALSE(probe.empty()) << name;
+      const at::Tensor w = m->weight(probe);
+      ASSERT_TRUE(w.grad().defined()) << name << " " << probe;
+      const at::Tensor v = at::randn(w.sizes());
+      const double analytic = (w.grad() * v).sum().item<double>();
+      const double eps = 1e-3;
+      at::NoGradGuard no_grad;
+      const at::Tensor saved = w.clone();
+      w.add_(v, eps);
+      const double up = (m->forward(in, autograd()).logits * direction).sum().item<double>();
+      w.copy_(saved).add_(v, -eps);
+      const double down = (m->forward(in, autograd()).logits * direction).sum().item<double>();
+      w.copy_(saved);
+      const double numeric = (up - down) / (2 * eps);
+      EXPECT_NEAR(analytic, numeric, 2e-2 * std::max(1.0, std::abs(numeric)))
+          << name << " " << probe;
     }
-    ASSERT_FALSE(probe.empty()) << name;
-    const at::Tensor w = m->weight(probe);
-    ASSERT_TRUE(w.grad().defined()) << name;
-    const at::Tensor v = at::randn(w.sizes());
-    const double analytic = (w.grad() * v).sum().item<double>();
-    const double eps = 1e-3;
-    at::NoGradGuard no_grad;
-    const at::Tensor saved = w.clone();
-    w.add_(v, eps);
-    const double up = (m->forward(in, autograd()).logits * direction).sum().item<double>();
-    w.copy_(saved).add_(v, -eps);
-    const double down = (m->forward(in, autograd()).logits * direction).sum().item<double>();
-    w.copy_(saved);
-    const double numeric = (up - down) / (2 * eps);
-    EXPECT_NEAR(analytic, numeric, 2e-2 * std::max(1.0, std::abs(numeric))) << name;
     for (const auto& n : names) m->weight(n).requires_grad_(false);
   }
 }

@@ -50,11 +50,17 @@ struct Sign {
 };
 
 struct WorldOptions {
-  int size = 168;       // picture side in pixels (a multiple of 28: one merged token per cell)
-  int min_object = 16;  // object side in pixels (at least 14: one patch)
-  int max_object = 44;
+  int size = 168;  // picture side in pixels (a multiple of 28: one merged token per cell)
+  // Object side in pixels (at least 14: one patch). From 24: with 16-px objects a cell often holds
+  // a sliver of one, and the demo model's tower learnt shape far more slowly (docs/DEMO_MODEL.md).
+  int min_object = 24;
+  int max_object = 56;
   double sign_probability = 0.3;
 };
+
+// The default options for pictures of side `size`, objects shrunk to fit a quadrant (side at most
+// size / 2 - 6) when the picture is small.
+WorldOptions world_options_for_size(int size);
 
 struct Scene {
   std::uint64_t seed = 0;  // also draws the background and the colour jitter
