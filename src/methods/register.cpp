@@ -4,6 +4,7 @@
 #include "glimpse/methods/inspect/logit_lens_method.h"
 #include "glimpse/pipeline/pipeline.h"
 #include "methods/prune/fastv.h"
+#include "methods/prune/pdrop.h"
 
 namespace glimpse::pipeline {
 
@@ -13,6 +14,7 @@ MethodRegistry& MethodRegistry::instance() {
     r->add("fastv", &methods::prune::FastV::create);
     r->add("attention_map", &methods::inspect::AttentionMap::create);
     r->add("logit_lens", &methods::inspect::LogitLens::create);
+    r->add("pdrop", &methods::prune::PyramidDrop::create);
     return r;
   }();
   return *registry;

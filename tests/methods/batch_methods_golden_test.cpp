@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "batch_rows.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/methods/inspect/attention_map.h"
 #include "glimpse/model/model.h"
@@ -19,20 +20,7 @@ model::ForwardInputs load_case(const std::string& model, const std::string& name
                                     ".inputs.safetensors");
 }
 
-// Row `b` of a left-padded batch alone: its tokens without padding and its own media.
-model::ForwardInputs row_alone(const model::ForwardInputs& in, std::int64_t b,
-                               std::int64_t image_token) {
-  model::ForwardInputs one;
-  const at::Tensor keep = in.attention_mask[b].nonzero().view({-1});
-  one.input_ids = in.input_ids[b].index_select(0, keep).unsqueeze(0);
-  one.attention_mask = at::ones_like(one.input_ids);
-  if (one.input_ids.eq(image_token).any().item<bool>()) {
-    // The fixture's batch has one image: it belongs to the row that has its tokens.
-    one.pixel_values = in.pixel_values;
-    one.image_grid_thw = in.image_grid_thw;
-  }
-  return one;
-}
+using test::row_alone;
 
 struct Outcome {
   model::ForwardOutput out;

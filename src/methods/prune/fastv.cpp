@@ -6,6 +6,7 @@
 
 #include "glimpse/core/error.h"
 #include "glimpse/pipeline/method_context.h"
+#include "methods/prune/selection.h"
 
 namespace glimpse::methods::prune {
 
@@ -66,7 +67,6 @@ void FastV::on_block_pre(model::BlockPre& block) {
   // the probe cover any cached prefix first; the current tokens are the last s.
   const at::Tensor scores = scores_.narrow(1, scores_.size(1) - s, s);
   std::vector<at::Tensor> rows;
-  std::int64_t widest = 0;
   before_ = after_ = 0;
   flops_before_ = flops_after_ = 0;
   bool dropped = false;
@@ -84,27 +84,18 @@ void FastV::on_block_pre(model::BlockPre& block) {
         static_cast<double>(layer_) * shape.layer_flops(s, s) +
         static_cast<double>(shape.num_layers - layer_) * shape.layer_flops(s_after, s_after);
     dropped = dropped || keep_n != n;
-    const at::Tensor top = std::get<1>(at::topk(scores[b].index_select(0, visual), keep_n));
+    const at::Tensor top = top_indices(scores[b].index_select(0, visual), keep_n);
     at::Tensor keep_mask = layout.modality[b].eq(static_cast<int>(model::Modality::Text));
     keep_mask.index_fill_(0, visual.index_select(0, top), true);
     rows.push_back(keep_mask.nonzero().view({-1}));  // text and kept visual, original order
-    widest = std::max(widest, rows.back().numel());
   }
   applied_ = true;
   if (!dropped) {
     kept_ = at::arange(s, at::TensorOptions().dtype(at::kLong));
     return;  // nothing to drop: leave the sequence untouched (bitwise equal to no FastV)
   }
-  if (batch == 1) {
-    kept_ = rows[0];
-  } else {
-    // Sequences that keep fewer tokens are left-padded with -1 (masked slots).
-    kept_ = at::full({batch, widest}, -1, at::TensorOptions().dtype(at::kLong));
-    for (std::int64_t b = 0; b < batch; ++b) {
-      const std::int64_t n = rows[static_cast<std::size_t>(b)].numel();
-      kept_[b].narrow(0, widest - n, n).copy_(rows[static_cast<std::size_t>(b)]);
-    }
-  }
+  // Sequences that keep fewer tokens are left-padded with -1 (masked slots).
+  kept_ = pack_keep(rows);
   block.keep = kept_;
 }
 
