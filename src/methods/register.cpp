@@ -5,6 +5,7 @@
 #include "glimpse/pipeline/pipeline.h"
 #include "methods/prune/fastv.h"
 #include "methods/prune/pdrop.h"
+#include "methods/prune/visionzip.h"
 
 namespace glimpse::pipeline {
 
@@ -15,6 +16,7 @@ MethodRegistry& MethodRegistry::instance() {
     r->add("attention_map", &methods::inspect::AttentionMap::create);
     r->add("logit_lens", &methods::inspect::LogitLens::create);
     r->add("pdrop", &methods::prune::PyramidDrop::create);
+    r->add("visionzip", &methods::prune::VisionZip::create);
     return r;
   }();
   return *registry;

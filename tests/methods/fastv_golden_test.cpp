@@ -166,7 +166,7 @@ TEST(PipelineTest, BadSpecsAreConfigErrorsNamingTheKey) {
     return std::string("accepted");
   };
   EXPECT_NE(error(R"({"methods": [{"type": "magic"}]})")
-                .find("unknown method 'magic' (known: attention_map, fastv, logit_lens, pdrop)"),
+                .find("unknown method 'magic' (known: attention_map, fastv, logit_lens, pdrop, visionzip)"),
             std::string::npos);
   EXPECT_NE(
       error(R"({"methods": [{"type": "fastv", "ratio": 1.5}]})").find("methods[0]: key 'ratio'"),

@@ -217,8 +217,12 @@ struct VisionProbeRequest {
   enum class Query : std::int8_t { Cls, Mean };
   Query query = Query::Cls;
   bool mean_heads = true;  // average over heads, else one row per head
+  // Also the block's keys averaged over heads (VisionZip's merge metric, visionzip/utils.py:
+  // CLIPAttention_forward's raw_key_states.mean(1); Qwen: after the rotary embedding, as
+  // EffiVLM's port takes them).
+  bool keys = false;
   bool operator==(const VisionProbeRequest& o) const {
-    return query == o.query && mean_heads == o.mean_heads;
+    return query == o.query && mean_heads == o.mean_heads && keys == o.keys;
   }
 };
 
@@ -229,6 +233,9 @@ struct VisionAttentionProbe {
   // Per medium of the kind, in input order: [heads or 1, patches] over its patches (CLIP: without
   // the CLS key; Qwen: in merge-block order).
   std::vector<at::Tensor> attention;
+  // With request.keys: per medium [patches, head_dim] fp32, the keys averaged over heads (CLIP:
+  // without CLS; Qwen: in merge-block order).
+  std::vector<at::Tensor> keys;
   std::size_t index = 0;  // which request of ForwardHooks::vision_probes it answers
 };
 

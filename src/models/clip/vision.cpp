@@ -83,6 +83,10 @@ void deliver_probes(model::ForwardHooks& hooks, std::int64_t layer, const at::Te
     out.index = i;
     for (std::int64_t m = 0; m < n; ++m)
       out.attention.push_back(requests[i].mean_heads ? a[m].mean(0, true) : a[m]);
+    if (requests[i].keys) {
+      const at::Tensor keys = k.narrow(2, 1, patches).to(at::kFloat).mean(1);  // [n, patches, d]
+      for (std::int64_t m = 0; m < n; ++m) out.keys.push_back(keys[m]);
+    }
     hooks.on_vision_attention_probe(out);
   }
 }

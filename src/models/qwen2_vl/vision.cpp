@@ -142,6 +142,9 @@ void VisionTransformer::deliver_probes(const Probe& probe, const at::Tensor& q, 
                                                  at::Tensor(), {}, sum);
     received.narrow(1, start, len).copy_(r.view({heads, len}) / static_cast<double>(len));
   }
+  bool want_keys = false;
+  for (const auto& r : requests) want_keys = want_keys || r.keys;
+  at::Tensor keys = want_keys ? k[0].to(at::kFloat).mean(0) : at::Tensor();  // [n, d]
   if (probe.window_index.defined()) {
     // Back from window order to merge-block order.
     const std::int64_t unit = config_.spatial_merge_size * config_.spatial_merge_size;
@@ -149,6 +152,7 @@ void VisionTransformer::deliver_probes(const Probe& probe, const at::Tensor& q, 
                              at::arange(unit, probe.window_index.options()).view({1, -1}))
                                 .view({-1});
     received = at::zeros_like(received).index_copy_(1, rows, received);
+    if (want_keys) keys = at::zeros_like(keys).index_copy_(0, rows, keys);
   }
   for (std::size_t i = 0; i < requests.size(); ++i) {
     model::VisionAttentionProbe out;
@@ -160,6 +164,7 @@ void VisionTransformer::deliver_probes(const Probe& probe, const at::Tensor& q, 
     for (const std::int64_t p : *probe.patches) {
       const at::Tensor a = received.narrow(1, offset, p);
       out.attention.push_back(requests[i].mean_heads ? a.mean(0, true) : a);
+      if (requests[i].keys) out.keys.push_back(keys.narrow(0, offset, p));
       offset += p;
     }
     probe.hooks->on_vision_attention_probe(out);
