@@ -57,6 +57,11 @@ struct CandidateTimings {
 struct PipelineTimings {
   double prefill_ms = 0, end_to_end_prefill_ms = 0, decode_ms_per_token = 0;
   std::vector<double> prefill_ms_runs, end_to_end_prefill_ms_runs, decode_ms_runs;
+  // The plain LLM prefill that prefill_speedup divides: with media, the LLM part of a whole
+  // prefill timed from vision.out on (as prefill_ms with the methods, so that vision-side
+  // methods count); without, BenchResult::prefill_ms.
+  double plain_prefill_ms = 0;
+  std::vector<double> plain_prefill_ms_runs;
   // plain / pipeline
   double prefill_speedup = 0, end_to_end_prefill_speedup = 0, decode_speedup = 0;
   std::int64_t kv_bytes = 0;
