@@ -4,22 +4,18 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "batch_rows.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/methods/inspect/attention_map.h"
 #include "glimpse/model/model.h"
 #include "glimpse/pipeline/pipeline.h"
+#include "method_cases.h"
 #include "methods/prune/fastv.h"
 #include "test_util.h"
 
 namespace glimpse::methods {
 namespace {
 
-model::ForwardInputs load_case(const std::string& model, const std::string& name) {
-  return model::read_forward_inputs(test::fixtures_dir() + "/" + model + "/cases/" + name +
-                                    ".inputs.safetensors");
-}
-
+using test::load_case;
 using test::row_alone;
 
 struct Outcome {

@@ -10,16 +10,14 @@
 #include "glimpse/generate/generator.h"
 #include "glimpse/model/model.h"
 #include "glimpse/pipeline/pipeline.h"
+#include "method_cases.h"
 #include "methods/prune/fastv.h"
 #include "test_util.h"
 
 namespace glimpse::methods::prune {
 namespace {
 
-model::ForwardInputs load_case(const std::string& model, const std::string& name) {
-  return model::read_forward_inputs(test::fixtures_dir() + "/" + model + "/cases/" + name +
-                                    ".inputs.safetensors");
-}
+using test::load_case;
 
 struct FastVRun {
   model::ForwardOutput out;
@@ -165,9 +163,11 @@ TEST(PipelineTest, BadSpecsAreConfigErrorsNamingTheKey) {
     }
     return std::string("accepted");
   };
-  EXPECT_NE(error(R"({"methods": [{"type": "magic"}]})")
-                .find("unknown method 'magic' (known: attention_map, fastv, logit_lens, pdrop, visionzip)"),
-            std::string::npos);
+  EXPECT_NE(
+      error(R"({"methods": [{"type": "magic"}]})")
+          .find(
+              "unknown method 'magic' (known: attention_map, fastv, logit_lens, pdrop, visionzip)"),
+      std::string::npos);
   EXPECT_NE(
       error(R"({"methods": [{"type": "fastv", "ratio": 1.5}]})").find("methods[0]: key 'ratio'"),
       std::string::npos);

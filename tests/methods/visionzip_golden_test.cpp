@@ -6,22 +6,19 @@
 
 #include <nlohmann/json.hpp>
 
-#include "batch_rows.h"
 #include "glimpse/core/error.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/model/model.h"
 #include "glimpse/pipeline/method_context.h"
 #include "glimpse/pipeline/pipeline.h"
+#include "method_cases.h"
 #include "methods/prune/visionzip.h"
 #include "test_util.h"
 
 namespace glimpse::methods::prune {
 namespace {
 
-model::ForwardInputs load_case(const std::string& model, const std::string& name) {
-  return model::read_forward_inputs(test::fixtures_dir() + "/" + model + "/cases/" + name +
-                                    ".inputs.safetensors");
-}
+using test::load_case;
 
 // Records the vision probe VisionZip asks for and the visual features it sees (before it, when
 // attached before it) or leaves (after it).

@@ -1,13 +1,22 @@
 #pragma once
 
-// A row of a left-padded fixture batch as its own input, for "each sequence gets what it gets
-// alone" tests of the methods.
+// Fixture inputs for the methods' tests: a case by name, and a row of a left-padded batch as its
+// own input ("each sequence gets what it gets alone").
 
 #include <ATen/ATen.h>
 
+#include <string>
+
 #include "glimpse/model/model.h"
+#include "test_util.h"
 
 namespace glimpse::test {
+
+// ../shared/fixtures/<model>/cases/<name>.inputs.safetensors
+inline model::ForwardInputs load_case(const std::string& model, const std::string& name) {
+  return model::read_forward_inputs(fixtures_dir() + "/" + model + "/cases/" + name +
+                                    ".inputs.safetensors");
+}
 
 // Row `b` of a left-padded batch alone: its tokens without padding and its own media (the
 // fixtures' batches have one image: it belongs to the row that has its tokens).
