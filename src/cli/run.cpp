@@ -119,6 +119,7 @@ void add_run_command(CLI::App& app) {
                                                  {"bytes_held", st.bytes_shared + st.bytes_own},
                                                  {"bytes_logical", st.bytes_logical}}
                                       .dump());
+    report.set_section("kv", batch.state().kv_report());
     const std::string report_json = report.to_json();
     if (!args->report.empty()) write_text_file(args->report, report_json + "\n");
     if (!args->json) {

@@ -5,6 +5,7 @@
 
 #include "glimpse/core/error.h"
 #include "kernels/ops.h"
+#include "layers/attention_ragged.h"
 #include "layers/probe.h"
 #include "layers/weights.h"
 
@@ -53,7 +54,8 @@ at::Tensor Decoder::lm_head(const at::Tensor& hidden) const {
 
 std::pair<at::Tensor, at::Tensor> Decoder::full_kv(std::int64_t layer, const model::KVView& kv,
                                                    const model::KVCache* cache) const {
-  if (!kv.shared.empty()) return cache->get(layer);  // probes and edits are rare: a copy is fine
+  // Probes and edits are rare: a copy is fine. A ragged layer has no such form (get refuses it).
+  if (!kv.shared.empty() || kv.ragged) return cache->get(layer);
   return {kv.keys, kv.values};
 }
 
@@ -129,7 +131,12 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   // only when asked for. A prefix shared by forks is read in place by every sequence.
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   at::Tensor probs;
-  at::Tensor out = kv.shared.empty()
+  if (kv.ragged && probs_out != nullptr) {
+    throw UnsupportedError("blocks." + std::to_string(index) +
+                           ".attn: attention outputs of a cache kept per head are not supported");
+  }
+  at::Tensor out = kv.ragged ? layers::attention_ragged(qh, kv, scale, mask)
+                   : kv.shared.empty()
                        ? layers::attention(qh, kv.keys, kv.values, scale, mask, /*causal=*/true,
                                            probs_out != nullptr ? &probs : nullptr)
                        : layers::attention_shared(qh, kv.shared, kv.keys, kv.values, scale, mask,

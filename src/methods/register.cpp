@@ -3,6 +3,11 @@
 #include "glimpse/methods/inspect/attention_map.h"
 #include "glimpse/methods/inspect/logit_lens_method.h"
 #include "glimpse/pipeline/pipeline.h"
+#include "methods/kv/adakv.h"
+#include "methods/kv/pyramidkv.h"
+#include "methods/kv/snapkv.h"
+#include "methods/kv/sparsemm.h"
+#include "methods/kv/streaming_llm.h"
 #include "methods/prune/fastv.h"
 #include "methods/prune/pdrop.h"
 #include "methods/prune/visionzip.h"
@@ -17,6 +22,11 @@ MethodRegistry& MethodRegistry::instance() {
     r->add("logit_lens", &methods::inspect::LogitLens::create);
     r->add("pdrop", &methods::prune::PyramidDrop::create);
     r->add("visionzip", &methods::prune::VisionZip::create);
+    r->add("streaming_llm", &methods::kv::StreamingLLM::create);
+    r->add("snapkv", &methods::kv::SnapKV::create);
+    r->add("pyramidkv", &methods::kv::PyramidKV::create);
+    r->add("adakv", &methods::kv::AdaKV::create);
+    r->add("sparsemm", &methods::kv::SparseMM::create);
     return r;
   }();
   return *registry;

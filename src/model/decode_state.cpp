@@ -1,5 +1,7 @@
 #include <ATen/ATen.h>
 
+#include <nlohmann/json.hpp>
+
 #include "glimpse/core/error.h"
 #include "glimpse/model/model.h"
 
@@ -29,6 +31,27 @@ void DecodeState::keep_keys(std::int64_t layer, const at::Tensor& keep) {
   key_masks[layer] = key_masks[layer].index_select(1, keep.to(at::kLong));
 }
 
+void DecodeState::keep_heads(std::int64_t layer, const at::Tensor& keep) {
+  if (!cache) throw InputError("decoding state has no cache");
+  const auto n = static_cast<std::int64_t>(key_masks.size());
+  if (layer < 0 || layer >= n || !key_masks[layer].defined()) {
+    throw InputError("keep_heads: layer " + std::to_string(layer) + " has no cached keys");
+  }
+  const at::Tensor& mask = key_masks[layer];
+  if (keep.defined() && keep.dim() == 3 && keep.size(0) == mask.size(0)) {
+    // A kept column must be a real key of its sequence (padding is never kept).
+    const at::Tensor k = keep.to(at::kLong);
+    const at::Tensor cols = k.clamp(0, mask.size(1) - 1).flatten(1);
+    const at::Tensor masked = mask.gather(1, cols).eq(0).logical_and(k.flatten(1).ge(0));
+    if (masked.any().item<bool>()) {
+      throw InputError("keep_heads: layer " + std::to_string(layer) +
+                       " keeps a masked (padding) column");
+    }
+  }
+  cache->keep_heads(layer, keep);  // validates the rest
+  key_masks[layer] = at::ones({mask.size(0), cache->length(layer)}, mask.options());
+}
+
 at::Tensor DecodeState::kv_lengths(std::int64_t layer) const {
   if (!cache) throw InputError("decoding state has no cache");
   const auto n = static_cast<std::int64_t>(key_masks.size());
@@ -37,6 +60,36 @@ at::Tensor DecodeState::kv_lengths(std::int64_t layer) const {
   }
   const at::Tensor masked = key_masks[layer].eq(0).sum(1, /*keepdim=*/true);
   return cache->head_lengths(layer) - masked;
+}
+
+std::string DecodeState::kv_report() const {
+  nlohmann::json kept = nlohmann::json::array();
+  std::int64_t full = 0;
+  bool ragged = false;
+  for (std::int64_t l = 0; cache && l < cache->num_layers(); ++l) {
+    const auto li = static_cast<std::size_t>(l);
+    if (li >= key_masks.size() || !key_masks[li].defined()) {
+      kept.push_back(nlohmann::json::array());
+      continue;
+    }
+    const KVView v = cache->view(l);
+    ragged = ragged || v.ragged != nullptr;
+    const at::Tensor& like = v.keys.defined()    ? v.keys
+                             : !v.shared.empty() ? v.shared.front().first
+                                                 : v.ragged->keys;
+    const at::Tensor lengths = kv_lengths(l);  // [B, H_kv]
+    full += 2 * batch() * past_length() * lengths.size(1) * like.size(-1) *
+            static_cast<std::int64_t>(like.element_size());
+    const at::Tensor per_head = lengths.sum(0).contiguous();
+    const auto* p = per_head.data_ptr<std::int64_t>();
+    kept.push_back(std::vector<std::int64_t>(p, p + per_head.numel()));
+  }
+  return nlohmann::json{{"bytes_full", full},
+                        {"bytes_held", cache ? cache->bytes_held() : 0},
+                        {"backend", ragged ? "ragged" : "dense"},
+                        {"sequences", batch()},
+                        {"kept", kept}}
+      .dump();
 }
 
 std::vector<DecodeState> DecodeState::fork(std::int64_t n) {

@@ -128,10 +128,18 @@ struct DecodeState {
   // Keeps the cached tokens `keep` (increasing indices) of one layer: its cache and its key mask
   // together (see KVCache::keep). The logical length does not change.
   void keep_keys(std::int64_t layer, const at::Tensor& keep);
+  // Keeps per sequence and KV head its own cached columns, [B, H_kv, n] (KVCache::keep_heads):
+  // never a masked (padding) column. The layer's key mask then covers the ragged part as valid.
+  void keep_heads(std::int64_t layer, const at::Tensor& keep);
   // Cached entries each sequence and KV head attends to at a layer, [B, H_kv] int64: the cache's
   // slots (KVCache::head_lengths) less the masked ones (padding of stacked forks or batches,
   // evicted keys).
   at::Tensor kv_lengths(std::int64_t layer) const;
+  // The run report's "kv" section as JSON text: {"bytes_full": a dense cache of every slot passed,
+  // "bytes_held": what the cache allocates, "backend": "dense" or "ragged" (some layer kept per
+  // head), "sequences": B, "kept": per layer, the entries each KV head attends to (summed over
+  // the sequences)}.
+  std::string kv_report() const;
 
   // `n` states that continue this one (batch 1) from a prefix they share without copying it
   // (KVCache::fork); this state reads the shared prefix too.

@@ -1,0 +1,21 @@
+#pragma once
+
+// Attention over a layer whose cache was kept per head (model::HeadSegments): each sequence and KV
+// head reads its own entries, with no padding to the longest head (SparseMM's varlen decode,
+// sparsemm/qwen_model.py:qwen_flash_attn2_forward_SparseMM, on the CPU kernels).
+
+#include <ATen/ATen.h>
+
+#include "glimpse/model/kv_cache.h"
+
+namespace glimpse::layers {
+
+// softmax(q k^T * scale + mask) v for q [B, Hq, S, D] over the keys of `kv`: per (sequence, KV
+// head) its ragged entries, then the shared segments, then the own rows. `mask` [B, 1, S, columns]
+// (columns = kv.length(); additive in q's dtype) or undefined; the ragged part lies before every
+// query and is never masked (a kept entry is a real key), so only the columns after it are read.
+// Returns [B, S, Hq, Dv] contiguous.
+at::Tensor attention_ragged(const at::Tensor& q, const model::KVView& kv, double scale,
+                            const at::Tensor& mask);
+
+}  // namespace glimpse::layers
