@@ -241,6 +241,14 @@ BenchResult run_benchmark(model::Model& m, const BenchOptions& o) {
   Synthetic syn = make_inputs(m, o, r);
   const std::int64_t seq = syn.inputs.input_ids.size(1);
   r.prefill_tokens = seq;
+  if (o.kv_decode) {
+    // Long contexts: one prefill and forks of it (per-repeat prefills would dominate the run).
+    r.has_kv_decode = true;
+    r.kv_decode =
+        time_kv_decode(m, syn.inputs, o, static_cast<std::int64_t>(llm_read_params * esize));
+    r.peak_rss_bytes = peak_rss_bytes();
+    return r;
+  }
 
   model::ForwardOptions plain;
   plain.last_logits_only = true;
@@ -517,6 +525,31 @@ std::string to_json(const BenchResult& r) {
                      {"kv_bytes", p.kv_bytes},
                      {"report", json::parse(p.report_json)}};
   }
+  if (r.has_kv_decode) {
+    const KvDecodeTimings& k = r.kv_decode;
+    j["kv_decode"] = {{"context", k.context},
+                      {"prefill_ms", k.prefill_ms},
+                      {"dense_ms_per_token", k.dense_ms_per_token},
+                      {"method_ms_per_token", k.method_ms_per_token},
+                      {"dense_ms_runs", k.dense_ms_runs},
+                      {"method_ms_runs", k.method_ms_runs},
+                      {"dense_tokens_per_s", k.dense_tokens_per_s},
+                      {"method_tokens_per_s", k.method_tokens_per_s},
+                      {"speedup", k.speedup},
+                      {"ideal_speedup", k.ideal_speedup},
+                      {"dense_attention_ms", k.dense_attention_ms},
+                      {"method_attention_ms", k.method_attention_ms},
+                      {"dense_attention_ms_runs", k.dense_attention_ms_runs},
+                      {"method_attention_ms_runs", k.method_attention_ms_runs},
+                      {"attention_ratio", k.attention_ratio},
+                      {"bytes_full", k.bytes_full},
+                      {"bytes_held", k.bytes_held},
+                      {"bytes_ratio", k.bytes_ratio},
+                      {"rss_dense_bytes", k.rss_dense_bytes},
+                      {"rss_compressed_bytes", k.rss_compressed_bytes},
+                      {"kv", json::parse(k.kv_report)},
+                      {"report", json::parse(k.report_json)}};
+  }
   if (r.candidates.candidates > 1) {
     const CandidateTimings& c = r.candidates;
     j["candidates"] = {{"candidates", c.candidates},
@@ -555,6 +588,26 @@ std::string to_text(const BenchResult& r) {
   }
   if (r.init_ms > 0) add("init-random      %.0f ms\n", r.init_ms);
   add("load             %.0f ms\n", r.load_ms);
+  if (r.has_kv_decode) {
+    const KvDecodeTimings& k = r.kv_decode;
+    add("kv prefill       %.1f ms for a %lld-token context (once; forked into dense and "
+        "compressed)\n",
+        k.prefill_ms, static_cast<long long>(k.context));
+    add("kv decode        dense %.1f ms/token (%.2f tokens/s), methods %.1f ms/token (%.2f "
+        "tokens/s): %.2fx (bytes-model ideal %.2fx)\n",
+        k.dense_ms_per_token, k.dense_tokens_per_s, k.method_ms_per_token, k.method_tokens_per_s,
+        k.speedup, k.ideal_speedup);
+    add("kv attention     dense %.2f ms/token, methods %.2f ms/token over all layers: %.3fx\n",
+        k.dense_attention_ms, k.method_attention_ms, k.attention_ratio);
+    add("kv bytes         %.1f MB held of %.1f MB full: %.3fx; resident %.1f MB with the dense "
+        "cache, %.1f MB with the compressed one (%.2fx of the bytes removed)\n",
+        k.bytes_held / 1e6, k.bytes_full / 1e6, k.bytes_ratio, k.rss_dense_bytes / 1e6,
+        k.rss_compressed_bytes / 1e6,
+        static_cast<double>(k.rss_dense_bytes - k.rss_compressed_bytes) /
+            std::max<double>(static_cast<double>(k.bytes_full - k.bytes_held), 1.0));
+    out += "pipeline report  " + k.report_json + "\n";
+    return out;
+  }
   add("vision           %.1f ms\n", r.vision_ms);
   add("prefill          %.1f ms (%.1f tokens/s, input: %s); end to end with vision %.1f ms\n",
       r.prefill_ms, r.prefill_tokens_per_s, r.prefill_input.c_str(), r.end_to_end_prefill_ms);

@@ -65,7 +65,7 @@ void add_bench_command(CLI::App& app) {
     std::optional<int> threads;
     int repeat = 3, warmup = 1;
     std::uint64_t seed = 0;
-    bool json = false, profile = false, no_limits = false;
+    bool json = false, profile = false, no_limits = false, kv_decode = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("bench", "Time vision, prefill and decode on synthetic inputs");
@@ -90,6 +90,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--warmup", args->warmup, "Untimed runs first");
   cmd->add_option("--seed", args->seed, "Seed of the random weights (--config)");
   cmd->add_flag("--profile", args->profile, "Also time each op of one decoder layer");
+  cmd->add_flag("--kv-decode", args->kv_decode,
+                "KV methods of --pipeline at long contexts: one prefill, then decode and decode "
+                "attention timed on a dense and a compressed fork of it");
   cmd->add_flag("--no-machine-limits", args->no_limits, "Skip the GEMM and bandwidth measurements");
   cmd->add_option("--pipeline", args->pipeline,
                   "Test-time methods (a JSON file or JSON text): each run is timed without and "
@@ -112,6 +115,7 @@ void add_bench_command(CLI::App& app) {
     options.repeat = args->repeat;
     options.warmup = args->warmup;
     options.profile = args->profile;
+    options.kv_decode = args->kv_decode;
     options.machine_limits = !args->no_limits;
     if (methods) options.pipeline = &*methods;
 

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "glimpse/core/error.h"
+#include "glimpse/core/tensor.h"
 
 namespace glimpse::cli {
 
@@ -41,6 +42,15 @@ void write_text_file(const std::string& path, const std::string& text) {
   out << text;
   out.flush();
   if (!out) throw InputError("cannot write '" + path + "'");
+}
+
+void write_kv_dump(const std::string& path, const model::DecodeState& state) {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (std::int64_t l = 0; state.cache && l < state.cache->num_layers(); ++l) {
+    const at::Tensor kept = state.kept_slots(l);
+    tensors.emplace_back("kept." + std::to_string(l), kept.size(0) == 1 ? kept[0] : kept);
+  }
+  core::save_tensors(path, tensors);
 }
 
 }  // namespace glimpse::cli

@@ -28,5 +28,8 @@ c10::ScalarType parse_dtype(const std::string& name);
 
 // Writes `text` to `path`; InputError naming the file when it cannot.
 void write_text_file(const std::string& path, const std::string& text);
+// --kv-dump: the slots each layer's KV heads hold (DecodeState::kept_slots) as safetensors,
+// `kept.{layer}` int64 [kv_heads, n] (batch 1) or [B, kv_heads, n], -1 padding on the left.
+void write_kv_dump(const std::string& path, const model::DecodeState& state);
 
 }  // namespace glimpse::cli

@@ -13,7 +13,7 @@ namespace glimpse::cli {
 
 void add_forward_command(CLI::App& app) {
   struct Args {
-    std::string model, inputs, out, pipeline, report;
+    std::string model, inputs, out, pipeline, report, kv_dump;
     LoadArgs load;
     bool hidden = false, attentions = false;
   };
@@ -28,6 +28,9 @@ void add_forward_command(CLI::App& app) {
   add_load_options(*cmd, args->load);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
+  cmd->add_option("--kv-dump", args->kv_dump,
+                  "Run as a cached prefill and write the kept KV slots per layer (kept.{layer}: "
+                  "[kv_heads, n] int64) to this safetensors file");
   cmd->callback([args] {
     pipeline::Pipeline methods = args->pipeline.empty()
                                      ? pipeline::Pipeline()
@@ -40,7 +43,12 @@ void add_forward_command(CLI::App& app) {
     options.output_hidden_states = args->hidden;
     options.output_attentions = args->attentions;
     if (!methods.empty()) options.hooks = &methods;
-    const auto out = model->forward(inputs, options);
+    // With --kv-dump the pass fills a cache (the prefill), so that KV methods act on it.
+    model::DecodeState state;
+    if (!args->kv_dump.empty())
+      state = model->new_state(inputs.input_ids.defined() ? inputs.input_ids.size(0) : 1);
+    const auto out = args->kv_dump.empty() ? model->forward(inputs, options)
+                                           : model->forward_cached(inputs, options, state);
     // Outputs are saved in fp32 whatever the compute dtype, so that they compare directly.
     std::vector<std::pair<std::string, at::Tensor>> tensors{{"logits", out.logits.to(at::kFloat)}};
     for (std::size_t i = 0; i < out.hidden_states.size(); ++i) {
@@ -55,7 +63,12 @@ void add_forward_command(CLI::App& app) {
       tensors.emplace_back("attentions." + std::to_string(i), out.attentions[i].to(at::kFloat));
     }
     core::save_tensors(args->out, tensors);
-    if (!args->report.empty()) write_text_file(args->report, methods.report().to_json() + "\n");
+    if (!args->kv_dump.empty()) write_kv_dump(args->kv_dump, state);
+    if (!args->report.empty()) {
+      pipeline::Report report = methods.report();
+      if (!args->kv_dump.empty()) report.set_section("kv", state.kv_report());
+      write_text_file(args->report, report.to_json() + "\n");
+    }
   });
 }
 

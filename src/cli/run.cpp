@@ -26,7 +26,7 @@ namespace glimpse::cli {
 
 void add_run_command(CLI::App& app) {
   struct Args {
-    std::string model, pipeline, report;
+    std::string model, pipeline, report, kv_dump;
     LoadArgs load;
     RequestArgs request;
     GenerationArgs generation;
@@ -41,6 +41,9 @@ void add_run_command(CLI::App& app) {
   add_load_options(*cmd, args->load);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
+  cmd->add_option("--kv-dump", args->kv_dump,
+                  "Write the kept KV slots per layer after the run (kept.{layer}: [kv_heads, n] "
+                  "int64) to this safetensors file");
   cmd->add_flag("--json", args->json,
                 "Print one JSON line: answer, ids, timings, report (instead of streaming)");
   cmd->callback([args] {
@@ -120,6 +123,7 @@ void add_run_command(CLI::App& app) {
                                                  {"bytes_logical", st.bytes_logical}}
                                       .dump());
     report.set_section("kv", batch.state().kv_report());
+    if (!args->kv_dump.empty()) write_kv_dump(args->kv_dump, batch.state());
     const std::string report_json = report.to_json();
     if (!args->report.empty()) write_text_file(args->report, report_json + "\n");
     if (!args->json) {

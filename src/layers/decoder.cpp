@@ -5,7 +5,7 @@
 
 #include "glimpse/core/error.h"
 #include "kernels/ops.h"
-#include "layers/attention_ragged.h"
+#include "layers/cached_attention.h"
 #include "layers/probe.h"
 #include "layers/weights.h"
 
@@ -131,16 +131,8 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   // only when asked for. A prefix shared by forks is read in place by every sequence.
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   at::Tensor probs;
-  if (kv.ragged && probs_out != nullptr) {
-    throw UnsupportedError("blocks." + std::to_string(index) +
-                           ".attn: attention outputs of a cache kept per head are not supported");
-  }
-  at::Tensor out = kv.ragged ? layers::attention_ragged(qh, kv, scale, mask)
-                   : kv.shared.empty()
-                       ? layers::attention(qh, kv.keys, kv.values, scale, mask, /*causal=*/true,
-                                           probs_out != nullptr ? &probs : nullptr)
-                       : layers::attention_shared(qh, kv.shared, kv.keys, kv.values, scale, mask,
-                                                  probs_out != nullptr ? &probs : nullptr);
+  at::Tensor out =
+      cached_attention(qh, kv, scale, mask, probs_out != nullptr ? &probs : nullptr, index);
   if (probs_out != nullptr) *probs_out = probs;
   if (hooks.edits != nullptr && !hooks.edits->empty()) {
     const auto [keys, values] = full_kv(index, kv, cache);

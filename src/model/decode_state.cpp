@@ -92,6 +92,38 @@ std::string DecodeState::kv_report() const {
       .dump();
 }
 
+at::Tensor DecodeState::kept_slots(std::int64_t layer) const {
+  const at::Tensor lengths = kv_lengths(layer);  // validates the layer
+  const at::Tensor& mask = key_masks[layer];
+  const KVView v = cache->view(layer);
+  const std::int64_t batch = mask.size(0), heads = lengths.size(1);
+  const std::int64_t ragged_cols = v.ragged_length();
+  const auto opts = at::TensorOptions().dtype(at::kLong);
+  std::vector<at::Tensor> rows;
+  std::int64_t widest = 0;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    // Real dense columns, as slots after what the ragged part covers.
+    const at::Tensor dense =
+        mask[b].narrow(0, ragged_cols, mask.size(1) - ragged_cols).ne(0).nonzero().view({-1});
+    for (std::int64_t h = 0; h < heads; ++h) {
+      at::Tensor row = dense + (v.ragged ? v.ragged->covered : 0);
+      if (v.ragged) {
+        const at::Tensor own =
+            v.ragged->slots.narrow(0, v.ragged->begin(b, h), v.ragged->length(b, h));
+        row = at::cat({own, row});
+      }
+      widest = std::max(widest, row.numel());
+      rows.push_back(row);
+    }
+  }
+  at::Tensor out = at::full({batch, heads, widest}, -1, opts);
+  for (std::int64_t i = 0; i < batch * heads; ++i) {
+    const at::Tensor& r = rows[static_cast<std::size_t>(i)];
+    out[i / heads][i % heads].narrow(0, widest - r.numel(), r.numel()).copy_(r);
+  }
+  return out;
+}
+
 std::vector<DecodeState> DecodeState::fork(std::int64_t n) {
   if (!cache || past_length() == 0) throw InputError("fork: the session holds no prefix yet");
   if (batch() != 1) {

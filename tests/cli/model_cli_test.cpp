@@ -2,6 +2,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "glimpse/core/tensor.h"
@@ -26,6 +28,31 @@ TEST(ModelCliGolden, ForwardWritesTheReferenceNamesAndValues) {
     const at::Tensor a = core::load_tensor(out, t.name), b = core::load_tensor(ref, t.name);
     EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-5)) << t.name;
   }
+}
+
+TEST(ModelCliGolden, ForwardKvDumpWritesTheKeptSlotsPerLayer) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  TempDir dir;
+  const std::string m = fixtures_dir() + "/tiny-qwen2-vl";
+  const auto r =
+      run_cli({"forward", "--model", m + "/model", "--inputs",
+               m + "/cases/two_images.inputs.safetensors", "--out", dir.file("o.st"), "--pipeline",
+               R"({"methods": [{"type": "snapkv", "budget": 20, "window": 4}]})", "--kv-dump",
+               dir.file("kv.st"), "--report", dir.file("r.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto kv = core::SafetensorsFile::open(dir.file("kv.st"));
+  ASSERT_EQ(kv.tensors().size(), 3u);  // one per layer
+  for (int l = 0; l < 3; ++l) {
+    const at::Tensor kept = core::load_tensor(kv, "kept." + std::to_string(l));
+    // 2 KV heads, each the budget of 20 prompt slots: 16 chosen, then the window 63..66.
+    ASSERT_EQ(kept.sizes(), (at::IntArrayRef{2, 20}));
+    EXPECT_TRUE(at::equal(kept.narrow(1, 16, 4)[0], at::arange(63, 67, at::kLong)));
+    EXPECT_TRUE(kept.narrow(1, 1, 19).gt(kept.narrow(1, 0, 19)).all().item<bool>());
+  }
+  std::ifstream in(dir.file("r.json"));
+  const auto report = nlohmann::json::parse(in);
+  EXPECT_EQ(report.at("kv").at("backend"), "ragged");
+  EXPECT_EQ(report.at("kv").at("kept")[0], (std::vector<std::int64_t>{20, 20}));
 }
 
 TEST(ModelCliGolden, GenerateJsonEndsWithSequencesAndNewTokens) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "glimpse/core/error.h"
+#include "glimpse/generate/session.h"
 #include "glimpse/model/model.h"
 #include "glimpse/pipeline/method_context.h"
 #include "glimpse/pipeline/pipeline.h"
@@ -339,6 +340,54 @@ TEST(KvMethodsBudget, BadBudgetsAndScoreFilesAreClearErrors) {
   const auto in = load_case("tiny-qwen2-vl", "two_images");
   auto tight = pipeline_of(R"({"type": "snapkv", "compression_ratio": 0.95, "window": 8})");
   EXPECT_THROW(decode(*m, in, &tight, 0), InputError);
+}
+
+}  // namespace
+}  // namespace glimpse::methods::kv
+
+namespace glimpse::methods::kv {
+namespace {
+
+TEST(KvMethodsGolden, ContextCompressedOnceAnswersSeveralQuestionsFromForks) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  auto m = tiny_qwen();
+  const auto in = load_case("tiny-qwen2-vl", "two_images");
+  auto p = pipeline_of(R"({"type": "snapkv", "budget": 24, "window": 4})");
+  // Query-agnostic (kvpress's pipeline): the context is compressed at its prefill; questions
+  // appended to forks are not compressed and share the compressed context.
+  generate::Session context(*m, &p);
+  context.prefill(in);
+  const std::int64_t held = context.state().cache->bytes_held();
+  auto forks = context.fork(2);
+  const std::vector<std::vector<std::int64_t>> questions{{11, 12, 13}, {21, 22}};
+  std::vector<at::Tensor> answers;
+  for (std::size_t i = 0; i < 2; ++i) answers.push_back(forks[i].append(questions[i]));
+  EXPECT_FALSE(at::allclose(answers[0], answers[1]));
+  for (std::int64_t l = 0; l < 3; ++l) {
+    const auto shared = context.state().cache->view(l).ragged;
+    ASSERT_TRUE(shared);
+    for (auto& f : forks) {
+      EXPECT_EQ(f.state().cache->view(l).ragged.get(), shared.get());  // not copied
+      EXPECT_TRUE(at::equal(f.state().kv_lengths(l),
+                            context.state().kv_lengths(l) + f.state().cache->view(l).keys.size(2)));
+    }
+  }
+  // The family holds the compressed context once plus each fork's own tail.
+  std::vector<const model::KVCache*> caches{context.state().cache.get()};
+  std::int64_t tails = 0;
+  for (auto& f : forks) {
+    caches.push_back(f.state().cache.get());
+    EXPECT_EQ(f.state().cache->bytes_shared(), held);
+    tails += f.state().cache->bytes_held() - f.state().cache->bytes_shared();
+  }
+  EXPECT_EQ(model::kv_bytes_held(caches), held + tails);
+  // A fork answers as a session that compressed the same context and appended the question.
+  for (std::size_t i = 0; i < 2; ++i) {
+    auto again = pipeline_of(R"({"type": "snapkv", "budget": 24, "window": 4})");
+    generate::Session alone(*m, &again);
+    alone.prefill(in);
+    EXPECT_TRUE(at::equal(alone.append(questions[i]), answers[i])) << "question " << i;
+  }
 }
 
 }  // namespace

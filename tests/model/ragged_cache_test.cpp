@@ -9,7 +9,7 @@
 #include "glimpse/core/error.h"
 #include "glimpse/model/kv_cache.h"
 #include "kernels/ops.h"
-#include "layers/attention_ragged.h"
+#include "layers/cached_attention.h"
 #include "layers/modules.h"
 
 namespace glimpse::model {

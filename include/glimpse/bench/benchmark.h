@@ -40,6 +40,11 @@ struct BenchOptions {
   // of one fork and then of `candidates` forks stacked into one batch, from the same prefix,
   // alternated over the repeats (Session::fork / Session::stack).
   std::int64_t candidates = 0;
+  // KV-cache methods at long contexts (needs `pipeline`): one prefill with the methods' probes,
+  // forked into a dense state and one the methods compress; every repeat then decodes
+  // `new_tokens` on fresh forks of each and times each layer's decode attention over both caches
+  // (BenchResult::kv_decode). The per-repeat prefill timings are skipped.
+  bool kv_decode = false;
 };
 
 // Batched decoding of forks against one sequence, in the same process (BenchOptions::candidates).
@@ -66,6 +71,30 @@ struct PipelineTimings {
   double prefill_speedup = 0, end_to_end_prefill_speedup = 0, decode_speedup = 0;
   std::int64_t kv_bytes = 0;
   std::string report_json;  // Pipeline::report() of the last run with the methods
+};
+
+// Decode on forks of one prefill, without and with the KV methods (BenchOptions::kv_decode).
+struct KvDecodeTimings {
+  std::int64_t context = 0;  // prompt tokens
+  double prefill_ms = 0;     // the one prefill (with the methods' probes)
+  double dense_ms_per_token = 0, method_ms_per_token = 0;  // medians of the repeats
+  std::vector<double> dense_ms_runs, method_ms_runs;
+  double dense_tokens_per_s = 0, method_tokens_per_s = 0, speedup = 0;
+  // Decode attention of one token summed over the layers (the part a KV method controls):
+  // dense attention over the full cache against the methods' cache.
+  double dense_attention_ms = 0, method_attention_ms = 0, attention_ratio = 0;
+  std::vector<double> dense_attention_ms_runs, method_attention_ms_runs;
+  std::int64_t bytes_full = 0, bytes_held = 0;  // the compressed state's kv report
+  double bytes_ratio = 0;
+  // (weights read per token + full KV) / (weights + held KV): the whole-token speed-up a
+  // memory-bound decode could reach, for information.
+  double ideal_speedup = 0;
+  // The process's resident memory measured with the dense cache alone (after the prefill) and
+  // with the compressed one alone (the dense state released at the end); with the CLI's
+  // --malloc-default freed blocks go back to the system, so the drop shows the bytes freed.
+  std::int64_t rss_dense_bytes = 0, rss_compressed_bytes = 0;
+  std::string kv_report;  // DecodeState::kv_report of the compressed state after the prefill
+  std::string report_json;
 };
 
 // One op of a decoder layer timed in isolation (see profile_decoder_layer).
@@ -126,6 +155,8 @@ struct BenchResult {
   bool has_pipeline = false;
   PipelineTimings pipeline;
   CandidateTimings candidates;
+  bool has_kv_decode = false;
+  KvDecodeTimings kv_decode;
 };
 
 // Runs the benchmark on `model`. Throws InputError for sizes the model cannot take.

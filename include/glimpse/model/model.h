@@ -140,6 +140,11 @@ struct DecodeState {
   // head), "sequences": B, "kept": per layer, the entries each KV head attends to (summed over
   // the sequences)}.
   std::string kv_report() const;
+  // The slot (prompt order: counted over every slot passed) of each entry a layer attends to, per
+  // sequence and KV head: [B, H_kv, n] int64, each row increasing after a left padding of -1.
+  // Entries of a ragged part carry the slot they were kept from; for dense columns the slot is
+  // the column (exact unless a uniform keep, FastV or StreamingLLM, shortened the layer).
+  at::Tensor kept_slots(std::int64_t layer) const;
 
   // `n` states that continue this one (batch 1) from a prefix they share without copying it
   // (KVCache::fork); this state reads the shared prefix too.

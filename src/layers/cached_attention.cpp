@@ -1,4 +1,4 @@
-#include "layers/attention_ragged.h"
+#include "layers/cached_attention.h"
 
 #include <ATen/Parallel.h>
 
@@ -6,6 +6,7 @@
 
 #include "glimpse/core/error.h"
 #include "kernels/ops.h"
+#include "layers/modules.h"
 
 namespace glimpse::layers {
 
@@ -84,6 +85,21 @@ at::Tensor attention_ragged(const at::Tensor& q, const model::KVView& kv, double
     }
   });
   return out;
+}
+
+at::Tensor cached_attention(const at::Tensor& q, const model::KVView& kv, double scale,
+                            const at::Tensor& mask, at::Tensor* probs_out, std::int64_t layer) {
+  if (kv.ragged) {
+    if (probs_out != nullptr) {
+      throw UnsupportedError("blocks." + std::to_string(layer) +
+                             ".attn: attention outputs of a cache kept per head are not supported");
+    }
+    return attention_ragged(q, kv, scale, mask);
+  }
+  if (kv.shared.empty()) {
+    return attention(q, kv.keys, kv.values, scale, mask, /*causal=*/true, probs_out);
+  }
+  return attention_shared(q, kv.shared, kv.keys, kv.values, scale, mask, probs_out);
 }
 
 }  // namespace glimpse::layers

@@ -1,7 +1,8 @@
 #pragma once
 
-// Attention over a layer whose cache was kept per head (model::HeadSegments): each sequence and KV
-// head reads its own entries, with no padding to the longest head (SparseMM's varlen decode,
+// Attention over what a layer's cache holds (model::KVView): own rows, a shared prefix, or a part
+// kept per head (model::HeadSegments), where each sequence and KV head reads its own entries with
+// no padding to the longest head (SparseMM's varlen decode,
 // sparsemm/qwen_model.py:qwen_flash_attn2_forward_SparseMM, on the CPU kernels).
 
 #include <ATen/ATen.h>
@@ -17,5 +18,11 @@ namespace glimpse::layers {
 // Returns [B, S, Hq, Dv] contiguous.
 at::Tensor attention_ragged(const at::Tensor& q, const model::KVView& kv, double scale,
                             const at::Tensor& mask);
+
+// The attention a decoder layer runs over its cache view: attention_ragged, attention_shared or
+// attention (modules.h), whichever the view needs; `probs_out` (the probabilities) is refused
+// for a ragged view. `layer` names the site in errors.
+at::Tensor cached_attention(const at::Tensor& q, const model::KVView& kv, double scale,
+                            const at::Tensor& mask, at::Tensor* probs_out, std::int64_t layer);
 
 }  // namespace glimpse::layers
