@@ -87,6 +87,27 @@ at::Tensor attention_ragged(const at::Tensor& q, const model::KVView& kv, double
   return out;
 }
 
+std::pair<at::Tensor, at::Tensor> padded_keys(const model::KVView& kv, std::int64_t batch) {
+  const model::HeadSegments& r = *kv.ragged;
+  const std::int64_t columns = kv.length(), d = r.keys.size(1);
+  at::Tensor keys = at::zeros({batch, r.heads, columns, d}, r.keys.options());
+  at::Tensor holes = at::zeros({batch, r.heads, columns}, at::TensorOptions().dtype(at::kBool));
+  for (std::int64_t b = 0; b < batch; ++b) {
+    for (std::int64_t h = 0; h < r.heads; ++h) {
+      const std::int64_t n = r.length(b, h);
+      keys[b][h].narrow(0, 0, n).copy_(r.keys.narrow(0, r.begin(b, h), n));
+      holes[b][h].narrow(0, n, r.longest - n).fill_(true);
+    }
+  }
+  std::int64_t at = r.longest;
+  for (const auto& [sk, sv] : kv.shared) {
+    keys.narrow(2, at, sk.size(2)).copy_(sk.expand({batch, -1, -1, -1}));
+    at += sk.size(2);
+  }
+  if (kv.keys.defined() && kv.keys.size(2) > 0) keys.narrow(2, at, kv.keys.size(2)).copy_(kv.keys);
+  return {keys, holes};
+}
+
 at::Tensor cached_attention(const at::Tensor& q, const model::KVView& kv, double scale,
                             const at::Tensor& mask, at::Tensor* probs_out, std::int64_t layer) {
   if (kv.ragged) {

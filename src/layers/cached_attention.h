@@ -19,6 +19,10 @@ namespace glimpse::layers {
 at::Tensor attention_ragged(const at::Tensor& q, const model::KVView& kv, double scale,
                             const at::Tensor& mask);
 
+// A ragged view as dense keys for probes: keys [B, H_kv, columns, D] with zeros in each head's
+// holes, and the holes [B, H_kv, columns] (true where a head has no entry).
+std::pair<at::Tensor, at::Tensor> padded_keys(const model::KVView& kv, std::int64_t batch);
+
 // The attention a decoder layer runs over its cache view: attention_ragged, attention_shared or
 // attention (modules.h), whichever the view needs; `probs_out` (the probabilities) is refused
 // for a ragged view. `layer` names the site in errors.

@@ -143,8 +143,19 @@ at::Tensor Decoder::attention(std::int64_t index, const at::Tensor& x, const at:
   if (hooks.probes != nullptr && !hooks.probes->empty()) {
     // The probed rows are recomputed from q and the cached keys, so that a method gets the rows
     // it asked for without the full map being kept.
-    const at::Tensor keys = full_kv(index, kv, cache).first;
-    probe(hooks.site, *hooks.probes, qh, keys, mask, *hooks.hooks, *hooks.stats, {});
+    if (kv.ragged) {
+      // Each head reads its own entries: dense keys with a per-head mask over the holes (the
+      // probe gives them probability 0).
+      const auto [keys, holes] = padded_keys(kv, b);
+      const at::Tensor hole_rows = holes.repeat_interleave(heads / kv_heads, 1).unsqueeze(2);
+      at::Tensor m = at::zeros(hole_rows.sizes(), qh.options())
+                         .masked_fill_(hole_rows, mask_min(qh.scalar_type()));
+      if (mask.defined()) m = m + mask;  // [B, Hq, S, columns]
+      probe(hooks.site, *hooks.probes, qh, keys, m, *hooks.hooks, *hooks.stats, {});
+    } else {
+      const at::Tensor keys = full_kv(index, kv, cache).first;
+      probe(hooks.site, *hooks.probes, qh, keys, mask, *hooks.hooks, *hooks.stats, {});
+    }
   }
   return layer.o_proj(out.view({b, s, heads * d}));
 }

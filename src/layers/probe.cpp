@@ -65,6 +65,10 @@ at::Tensor attention_probe(const at::Tensor& q, const at::Tensor& keys, const at
   const std::int64_t b = q.size(0), hq = q.size(1), r = q.size(2), t = keys.size(2);
   check_heads(heads, hq, "attention probe");
   const HeadScores scores_of{keys, heads, hq};
+  // A mask per query head (a ragged cache's holes) follows the heads asked for.
+  const at::Tensor m = mask.defined() && mask.size(1) > 1 && !heads.empty()
+                           ? mask.index_select(1, index_tensor(heads))
+                           : mask;
   const std::int64_t h = heads.empty() ? hq : static_cast<std::int64_t>(heads.size());
   constexpr std::int64_t kBlockScores = std::int64_t{1} << 22;
   const std::int64_t block =
@@ -74,7 +78,7 @@ at::Tensor attention_probe(const at::Tensor& q, const at::Tensor& keys, const at
   for (std::int64_t r0 = 0; r0 < r; r0 += block) {
     const std::int64_t n = std::min(block, r - r0);
     at::Tensor s = scores_of(q.narrow(2, r0, n));
-    if (mask.defined()) s = s + mask.narrow(2, r0, n);
+    if (m.defined()) s = s + m.narrow(2, r0, n);
     s = request.value == model::ProbeValue::Probs ? at::softmax(s, -1, at::kFloat)
                                                   : s.to(at::kFloat);
     s = reduce(s, 1, request.over_heads);

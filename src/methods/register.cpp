@@ -4,6 +4,7 @@
 #include "glimpse/methods/inspect/logit_lens_method.h"
 #include "glimpse/pipeline/pipeline.h"
 #include "methods/kv/adakv.h"
+#include "methods/kv/h2o.h"
 #include "methods/kv/pyramidkv.h"
 #include "methods/kv/snapkv.h"
 #include "methods/kv/sparsemm.h"
@@ -23,6 +24,7 @@ MethodRegistry& MethodRegistry::instance() {
     r->add("pdrop", &methods::prune::PyramidDrop::create);
     r->add("visionzip", &methods::prune::VisionZip::create);
     r->add("streaming_llm", &methods::kv::StreamingLLM::create);
+    r->add("h2o", &methods::kv::H2O::create);
     r->add("snapkv", &methods::kv::SnapKV::create);
     r->add("pyramidkv", &methods::kv::PyramidKV::create);
     r->add("adakv", &methods::kv::AdaKV::create);

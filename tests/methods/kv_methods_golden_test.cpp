@@ -16,6 +16,7 @@
 #include "glimpse/pipeline/pipeline.h"
 #include "method_cases.h"
 #include "methods/kv/adakv.h"
+#include "methods/kv/h2o.h"
 #include "methods/kv/pyramidkv.h"
 #include "methods/kv/sparsemm.h"
 #include "methods/kv/streaming_llm.h"
@@ -75,7 +76,8 @@ TEST(KvMethodsGolden, FullBudgetKeepsEverythingBitIdentical) {
   const Decoded plain = decode(*m, in, nullptr, 4);
   const std::string zeros = score_file("zeros.json", [](int, int) { return 0.0; });
   for (const std::string knob : {R"("compression_ratio": 0)", R"("budget": 72)"}) {
-    for (const std::string type : {"snapkv", "pyramidkv", "adakv", "sparsemm", "streaming_llm"}) {
+    for (const std::string type :
+         {"snapkv", "pyramidkv", "adakv", "sparsemm", "streaming_llm", "h2o"}) {
       const std::string extra = type == "sparsemm" ? R"(, "scores": ")" + zeros + "\"" : "";
       auto p = pipeline_of(R"({"type": ")" + type + "\", " + knob + extra + "}");
       const Decoded got = decode(*m, in, &p, 4);
@@ -387,6 +389,56 @@ TEST(KvMethodsGolden, ContextCompressedOnceAnswersSeveralQuestionsFromForks) {
     generate::Session alone(*m, &again);
     alone.prefill(in);
     EXPECT_TRUE(at::equal(alone.append(questions[i]), answers[i])) << "question " << i;
+  }
+}
+
+}  // namespace
+}  // namespace glimpse::methods::kv
+
+namespace glimpse::methods::kv {
+namespace {
+
+TEST(KvMethodsGolden, H2oKeepsTheRecentWindowAndTheHeaviestAccumulatedKeys) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  auto m = tiny_qwen();
+  const auto in = load_case("tiny-qwen2-vl", "two_images");
+  const std::int64_t t = in.input_ids.size(1), kv_heads = 2;
+  auto p = pipeline_of(R"({"type": "h2o", "budget": 30, "recent_ratio": 0.5})");
+  const Decoded got = decode(*m, in, &p, 0);
+  // After the prefill: the attention every key got from every prompt row (eager), the GQA mean.
+  model::ForwardOptions eager;
+  eager.output_attentions = true;
+  const auto full = m->forward(in, eager);
+  for (std::int64_t l = 0; l < 3; ++l) {
+    const at::Tensor a = full.attentions[l][0].sum(1);  // [Hq, T]
+    const at::Tensor acc = a.view({kv_heads, a.size(0) / kv_heads, t}).mean(1);
+    const auto ragged = got.state.cache->view(l).ragged;
+    ASSERT_TRUE(ragged);
+    for (std::int64_t g = 0; g < kv_heads; ++g) {
+      const at::Tensor kept = ragged->slots.narrow(0, ragged->begin(0, g), ragged->length(0, g));
+      expect_top_of(kept, acc[g].narrow(0, 0, t - 15), 15, t, 15,
+                    "h2o layer " + std::to_string(l) + " head " + std::to_string(g));
+    }
+  }
+  // The accumulated scores follow the keys (15 heavy + 15 recent per head).
+  EXPECT_EQ(static_cast<const H2O&>(*p.methods()[0]).scores()[0].size(2), 30);
+}
+
+TEST(KvMethodsGolden, H2oWithoutHeavyHittersIsStreamingLlmWithoutSinks) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  auto m = tiny_qwen();
+  const auto in = load_case("tiny-qwen2-vl", "two_images");
+  auto h2o = pipeline_of(R"({"type": "h2o", "budget": 20, "recent_ratio": 1})");
+  auto streaming = pipeline_of(R"({"type": "streaming_llm", "budget": 20, "sinks": 0})");
+  const Decoded a = decode(*m, in, &h2o, 4), b = decode(*m, in, &streaming, 4);
+  for (std::size_t i = 0; i < a.logits.size(); ++i) {
+    EXPECT_TRUE(at::allclose(a.logits[i], b.logits[i], 1e-5, 1e-5)) << "step " << i;
+  }
+  for (std::int64_t l = 0; l < 3; ++l) {
+    // The cache never grows past the budget, and holds the newest 20 slots.
+    EXPECT_TRUE(at::equal(a.state.kv_lengths(l), at::full({1, 2}, 20, at::kLong)));
+    const std::int64_t seen = in.input_ids.size(1) + 4;
+    EXPECT_TRUE(at::equal(a.state.kept_slots(l)[0][1], at::arange(seen - 20, seen, at::kLong)));
   }
 }
 
