@@ -23,5 +23,6 @@ void add_inspect_command(CLI::App& app);
 void add_train_demo_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_world_command(CLI::App& app);
+void add_visual_heads_command(CLI::App& app);
 
 }  // namespace glimpse::cli

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   glimpse::cli::add_train_demo_command(app);
   glimpse::cli::add_eval_command(app);
   glimpse::cli::add_world_command(app);
+  glimpse::cli::add_visual_heads_command(app);
 
   try {
     app.parse(argc, argv);
