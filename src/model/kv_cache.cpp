@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <sys/mman.h>
+
 #include <set>
 
 #include "glimpse/core/error.h"
@@ -22,6 +24,23 @@ std::int64_t storage_bytes(const at::Tensor& t) {
 
 const void* storage_id(const at::Tensor& t) {
   return t.storage().unsafeGetStorageImpl();
+}
+
+// KV buffers of at least this size are mapped from the system on their own, so that freeing one
+// (an eviction, a compression, a closed session) returns its pages at once whatever the host's
+// malloc keeps (glibc serves blocks below its mmap threshold, which rises to 32 MB once large
+// temporaries are freed, from heaps that it rarely trims).
+constexpr std::size_t kMappedBytes = std::size_t{1} << 20;
+
+at::Tensor kv_buffer(at::IntArrayRef sizes, const at::TensorOptions& options, bool zero = false) {
+  std::size_t bytes = c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
+  for (const auto s : sizes) bytes *= static_cast<std::size_t>(s);
+  if (bytes < kMappedBytes) return zero ? at::zeros(sizes, options) : at::empty(sizes, options);
+  // Anonymous pages are zero.
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return zero ? at::zeros(sizes, options) : at::empty(sizes, options);
+  return at::from_blob(
+      p, sizes, [bytes](void* q) { munmap(q, bytes); }, options);
 }
 
 // Slots allocated beyond a first append: room for a short answer without regrowing, small enough
@@ -121,7 +140,7 @@ KVView DenseKVCache::append(std::int64_t layer, const at::Tensor& key, const at:
                                       : needed + kFirstSlack;
     auto grow = [&](const at::Tensor& old, const at::Tensor& like) {
       at::Tensor fresh =
-          at::empty({like.size(0), like.size(1), capacity, like.size(3)}, like.options());
+          kv_buffer({like.size(0), like.size(1), capacity, like.size(3)}, like.options());
       if (old.defined() && l.length > 0)
         fresh.narrow(2, 0, l.length).copy_(old.narrow(2, 0, l.length));
       return fresh;
@@ -168,7 +187,18 @@ void DenseKVCache::keep(std::int64_t layer, const at::Tensor& keep) {
     l.length = n;
     return;
   }
-  if (n > 0) {
+  if (n + kFirstSlack < l.keys.size(2) / 2) {
+    // Most of the buffer goes: move the kept entries to a buffer of their size (plus slack), so
+    // that the memory is released rather than kept at the old capacity.
+    auto shrink = [&](const at::Tensor& old) {
+      at::Tensor fresh =
+          kv_buffer({old.size(0), old.size(1), n + kFirstSlack, old.size(3)}, old.options());
+      fresh.narrow(2, 0, n).copy_(old.narrow(2, 0, l.length).index_select(2, idx));
+      return fresh;
+    };
+    l.keys = shrink(l.keys);
+    l.values = shrink(l.values);
+  } else if (n > 0) {
     // index_select copies first, so writing back into the front of the buffer is safe.
     l.keys.narrow(2, 0, n).copy_(l.keys.narrow(2, 0, l.length).index_select(2, idx));
     l.values.narrow(2, 0, n).copy_(l.values.narrow(2, 0, l.length).index_select(2, idx));
@@ -314,8 +344,9 @@ std::unique_ptr<DenseKVCache> DenseKVCache::stack(std::vector<std::unique_ptr<KV
     if (like == nullptr) continue;
     // Own rows right-padded to the longest; the decoding state masks the padding slots.
     const std::int64_t capacity = longest + kFirstSlack;
-    o.keys = at::zeros({out->batch_, like->size(1), capacity, like->size(3)}, like->options());
-    o.values = at::zeros_like(o.keys);
+    o.keys = kv_buffer({out->batch_, like->size(1), capacity, like->size(3)}, like->options(),
+                       /*zero=*/true);
+    o.values = kv_buffer(o.keys.sizes(), o.keys.options(), /*zero=*/true);
     o.length = longest;
     std::int64_t row = 0;
     for (const auto* d : dense) {
@@ -349,8 +380,8 @@ std::unique_ptr<DenseKVCache> DenseKVCache::row(std::int64_t r) const {
     }
     if (!l.keys.defined()) continue;
     const std::int64_t capacity = l.length + kFirstSlack;
-    o.keys = at::empty({1, l.keys.size(1), capacity, l.keys.size(3)}, l.keys.options());
-    o.values = at::empty_like(o.keys);
+    o.keys = kv_buffer({1, l.keys.size(1), capacity, l.keys.size(3)}, l.keys.options());
+    o.values = kv_buffer(o.keys.sizes(), o.keys.options());
     o.keys.narrow(2, 0, l.length).copy_(l.keys.narrow(0, r, 1).narrow(2, 0, l.length));
     o.values.narrow(2, 0, l.length).copy_(l.values.narrow(0, r, 1).narrow(2, 0, l.length));
     o.length = l.length;
@@ -458,8 +489,8 @@ void DenseKVCache::keep_heads(std::int64_t layer, const at::Tensor& keep) {
   }
   auto out = std::make_shared<HeadSegments>();
   const auto entries = static_cast<std::int64_t>(slots.size());
-  out->keys = at::empty({entries, d}, like.options());
-  out->values = at::empty({entries, dv}, like.options());
+  out->keys = kv_buffer({entries, d}, like.options());
+  out->values = kv_buffer({entries, dv}, like.options());
   auto gather = [&](std::size_t part, const at::Tensor& k, const at::Tensor& val) {
     if (from[part].empty()) return;
     const auto opts = at::TensorOptions().dtype(at::kLong);
