@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/generation_args.h"
 #include "glimpse/generate/generator.h"
+#include "glimpse/generate/session.h"
 #include "glimpse/model/model.h"
 #include "glimpse/pipeline/pipeline.h"
 
@@ -29,7 +30,7 @@ nlohmann::json rows(const at::Tensor& t) {
 
 void add_generate_command(CLI::App& app) {
   struct Args {
-    std::string model, inputs, pipeline, report;
+    std::string model, inputs, pipeline, report, kv_dump;
     LoadArgs load;
     GenerationArgs generation;
     bool json = false;
@@ -43,6 +44,9 @@ void add_generate_command(CLI::App& app) {
   add_generation_options(*cmd, args->generation);
   cmd->add_option("--pipeline", args->pipeline, "Test-time methods: a JSON file or JSON text");
   cmd->add_option("--report", args->report, "Write the run report (JSON) to this file");
+  cmd->add_option("--kv-dump", args->kv_dump,
+                  "Write the kept KV slots per layer after generating (kept.{layer}: [kv_heads, "
+                  "n] int64) to this safetensors file");
   cmd->add_flag("--json", args->json,
                 "End with one JSON line {\"sequences\": [[...]], \"new_tokens\": [[...]]}");
   cmd->callback([args] {
@@ -67,7 +71,17 @@ void add_generate_command(CLI::App& app) {
         return true;
       };
     }
-    const auto result = generate::generate(*model, inputs, config, options);
+    generate::GenerationResult result;
+    if (args->kv_dump.empty()) {
+      result = generate::generate(*model, inputs, config, options);
+    } else {
+      // generate() with the session kept, to read its cache afterwards.
+      config.validate();
+      generate::Session session(*model, options.hooks);
+      session.prefill(inputs);
+      result = generate::Generator(session, config, options).run();
+      write_kv_dump(args->kv_dump, session.state());
+    }
     if (args->json) {
       const nlohmann::json j = {{"sequences", rows(result.sequences)},
                                 {"new_tokens", rows(result.new_tokens)},

@@ -444,3 +444,32 @@ TEST(KvMethodsGolden, H2oWithoutHeavyHittersIsStreamingLlmWithoutSinks) {
 
 }  // namespace
 }  // namespace glimpse::methods::kv
+
+namespace glimpse::methods::kv {
+namespace {
+
+TEST(KvMethodsGolden, HalfTheKvOfA2kPromptHoldsHalfTheBytes) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  auto m = tiny_qwen();
+  model::ForwardInputs in;
+  at::manual_seed(11);
+  in.input_ids = at::randint(0, 900, {1, 2048}, at::kLong);
+  in.attention_mask = at::ones_like(in.input_ids);
+  for (const std::string type : {"snapkv", "pyramidkv", "adakv", "h2o"}) {
+    auto p = pipeline_of(R"({"type": ")" + type + R"(", "compression_ratio": 0.5})");
+    const Decoded got = decode(*m, in, &p, 0);
+    const auto report = nlohmann::json::parse(got.state.kv_report());
+    const auto full = report.at("bytes_full").get<double>();
+    const auto held = report.at("bytes_held").get<double>();
+    EXPECT_LE(held, 0.55 * full) << type;
+    EXPECT_GE(held, 0.45 * full) << type;
+    std::int64_t kept = 0;
+    for (const auto& layer : report.at("kept")) {
+      for (const auto& n : layer) kept += n.get<std::int64_t>();
+    }
+    EXPECT_LE(std::abs(kept - 3 * 2 * 1024), 3) << type;  // AdaKV rounds each head's share
+  }
+}
+
+}  // namespace
+}  // namespace glimpse::methods::kv
