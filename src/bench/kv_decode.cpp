@@ -17,18 +17,6 @@
 namespace glimpse::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // Passes every site on but holds back the prefill's kv.after_prefill, so that the state can be
 // forked first (the decoder completes the state only after the pass) and the methods compress
 // one fork.

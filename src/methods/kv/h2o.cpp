@@ -6,6 +6,7 @@
 
 #include "glimpse/core/error.h"
 #include "glimpse/model/model.h"
+#include "methods/kv/columns.h"
 #include "methods/prune/selection.h"
 
 namespace glimpse::methods::kv {
@@ -57,13 +58,12 @@ void H2O::on_kv(model::KvSite& kv) {
   if (kv.state == nullptr) return;
   model::DecodeState& state = *kv.state;
   if (kv.prefill) {
-    seen_ = state.key_masks.at(0).ne(0).sum(1).max().item<std::int64_t>();
+    seen_ = tokens_seen(kv);
     scores_.clear();
     evictions_ = 0;
     active_ = true;
   } else if (active_) {
-    seen_ = state.attention_mask.ne(0).sum(1).max().item<std::int64_t>() +
-            (kv.layout != nullptr && kv.layout->defined() ? kv.layout->length() : 1);
+    seen_ = tokens_seen(kv);
   }
   if (!active_) return;
   size_ = budget_.kept(seen_);
@@ -102,13 +102,7 @@ void H2O::on_kv(model::KvSite& kv) {
     std::vector<at::Tensor> rows, kept_scores;
     for (std::int64_t b = 0; b < batch; ++b) {
       for (std::int64_t h = 0; h < hkv; ++h) {
-        at::Tensor real = mask[b].ne(0);
-        if (ragged) {
-          const std::int64_t n = ragged->length(b, h);
-          real = real.clone();
-          real.narrow(0, n, ragged->longest - n).fill_(false);
-        }
-        const at::Tensor valid = real.nonzero().view({-1});
+        const at::Tensor valid = real_columns(mask[b], ragged.get(), b, h);
         const at::Tensor keep = keep_head(valid, acc[b][h].index_select(0, valid), heavy, recent);
         rows.push_back(keep);
         kept_scores.push_back(acc[b][h].index_select(0, keep));

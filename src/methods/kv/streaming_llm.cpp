@@ -4,6 +4,7 @@
 
 #include "glimpse/core/error.h"
 #include "glimpse/model/model.h"
+#include "methods/kv/columns.h"
 #include "methods/prune/selection.h"
 
 namespace glimpse::methods::kv {
@@ -31,13 +32,11 @@ void StreamingLLM::on_kv(model::KvSite& kv) {
   if (kv.state == nullptr) return;
   model::DecodeState& state = *kv.state;
   if (kv.prefill) {
-    // The decoder extends attention_mask after the pass; layer 0's key mask has the prompt now.
-    seen_ = state.key_masks.at(0).ne(0).sum(1).max().item<std::int64_t>();
+    seen_ = tokens_seen(kv);
     evictions_ = evicted_ = 0;
     active_ = true;
   } else if (active_) {
-    seen_ = state.attention_mask.ne(0).sum(1).max().item<std::int64_t>() +
-            (kv.layout != nullptr && kv.layout->defined() ? kv.layout->length() : 1);
+    seen_ = tokens_seen(kv);
   }
   if (!active_) return;  // a pass before any prefill this method saw
   // A budget is the size itself; a ratio removes that fraction of every token seen so far (so
@@ -62,13 +61,7 @@ void StreamingLLM::on_kv(model::KvSite& kv) {
     bool same = ragged == nullptr;
     for (std::int64_t b = 0; b < batch; ++b) {
       for (std::int64_t h = 0; h < heads; ++h) {
-        at::Tensor real = mask[b].ne(0);
-        if (ragged) {
-          const std::int64_t n = ragged->length(b, h);
-          real = real.clone();
-          real.narrow(0, n, ragged->longest - n).fill_(false);
-        }
-        const at::Tensor valid = real.nonzero().view({-1});
+        const at::Tensor valid = real_columns(mask[b], ragged.get(), b, h);
         rows.push_back(keep_ends(valid, sinks_, size_));
         evicted_ += valid.numel() - rows.back().numel();
         same = same && rows.back().equal(rows.front());
