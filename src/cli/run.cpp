@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/generation_args.h"
 #include "cli/request_args.h"
 #include "glimpse/bench/random_checkpoint.h"
+#include "glimpse/core/error.h"
 #include "glimpse/core/logging.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/generate/session.h"
@@ -72,16 +74,22 @@ void add_run_command(CLI::App& app) {
     }
 
     t0 = Clock::now();
-    const model::ProcessedInputs processed = processor->process(make_request(args->request));
+    const model::ProcessorRequest request = make_request(args->request);
+    const model::ProcessedInputs processed = processor->process(request);
     const double preprocess_ms = ms(t0);
     if (config.eos_token_ids.empty()) config.eos_token_ids = processor->eos_token_ids();
+    pipeline::Controller* controller = methods.controller();
+    if (controller != nullptr && candidates > 1) {
+      throw InputError(
+          "--num-return-sequences: the pipeline's controller draws its own candidates");
+    }
 
     text::DecodeOptions decode;
     decode.skip_special_tokens = true;
     text::IncrementalDecoder stream_decoder(processor->tokenizer(), decode);
     generate::GenerateOptions options;
     options.tokenizer = &processor->tokenizer();
-    if (!args->json && candidates == 1) {
+    if (!args->json && candidates == 1 && controller == nullptr) {
       options.on_step = [&](const generate::StepInfo& step) {
         std::fputs(stream_decoder.push((*step.tokens)[0].item<std::int64_t>()).c_str(), stdout);
         std::fflush(stdout);
@@ -95,23 +103,40 @@ void add_run_command(CLI::App& app) {
     t0 = Clock::now();
     session.prefill(processed.inputs);
     const double prefill_ms = ms(t0);
-    generate::Session batch =
-        candidates > 1 ? generate::Session::stack(session.fork(candidates)) : std::move(session);
-    t0 = Clock::now();
-    const auto result = generate::Generator(batch, config, options).run();
-    const double decode_ms = ms(t0);
-
     std::vector<nlohmann::json> answers;
-    for (std::int64_t i = 0; i < candidates; ++i) {
-      const at::Tensor row = result.new_tokens[i].narrow(0, 0, result.lengths[i]).contiguous();
-      const auto* p = row.data_ptr<std::int64_t>();
-      const std::vector<std::int64_t> ids(p, p + row.numel());
-      answers.push_back({{"answer", processor->tokenizer().decode(ids, decode)},
-                         {"ids", ids},
-                         {"mean_logprob", result.mean_logprob[i]}});
+    double decode_ms = 0;
+    std::int64_t forwards = 0;  // decode forwards of the candidates' batch
+    std::optional<generate::Session> batch;
+    if (controller != nullptr) {
+      pipeline::ControllerRequest round;
+      round.session = &session;
+      round.config = config;
+      round.request = &request;
+      round.processed = &processed;
+      t0 = Clock::now();
+      const pipeline::ControllerResult chosen = controller->run(round);
+      decode_ms = ms(t0);
+      answers.push_back({{"answer", chosen.answer}, {"ids", chosen.ids}});
+      batch.emplace(std::move(session));
+    } else {
+      batch.emplace(candidates > 1 ? generate::Session::stack(session.fork(candidates))
+                                   : std::move(session));
+      t0 = Clock::now();
+      const auto result = generate::Generator(*batch, config, options).run();
+      decode_ms = ms(t0);
+      // The first token comes from the prefill's logits: decode ran one forward less than steps.
+      forwards = std::max<std::int64_t>(result.new_tokens.size(1) - 1, 0);
+      for (std::int64_t i = 0; i < candidates; ++i) {
+        const at::Tensor row = result.new_tokens[i].narrow(0, 0, result.lengths[i]).contiguous();
+        const auto* p = row.data_ptr<std::int64_t>();
+        const std::vector<std::int64_t> ids(p, p + row.numel());
+        answers.push_back({{"answer", processor->tokenizer().decode(ids, decode)},
+                           {"ids", ids},
+                           {"mean_logprob", result.mean_logprob[i]}});
+      }
     }
     pipeline::Report report = methods.report();
-    const generate::SessionStats st = batch.stats();
+    const generate::SessionStats st = batch->stats();
     report.set_section("session", nlohmann::json{{"prefills", st.prefills},
                                                  {"appends", st.appends},
                                                  {"decode_steps", st.steps},
@@ -122,12 +147,14 @@ void add_run_command(CLI::App& app) {
                                                  {"bytes_held", st.bytes_shared + st.bytes_own},
                                                  {"bytes_logical", st.bytes_logical}}
                                       .dump());
-    report.set_section("kv", batch.state().kv_report());
-    if (!args->kv_dump.empty()) write_kv_dump(args->kv_dump, batch.state());
+    report.set_section("kv", batch->state().kv_report());
+    if (!args->kv_dump.empty()) write_kv_dump(args->kv_dump, batch->state());
     const std::string report_json = report.to_json();
     if (!args->report.empty()) write_text_file(args->report, report_json + "\n");
     if (!args->json) {
-      if (candidates == 1) {
+      if (controller != nullptr) {
+        std::printf("%s\n", answers[0]["answer"].get<std::string>().c_str());
+      } else if (candidates == 1) {
         std::printf("%s\n", stream_decoder.flush().c_str());
       } else {
         for (std::int64_t i = 0; i < candidates; ++i) {
@@ -137,10 +164,7 @@ void add_run_command(CLI::App& app) {
       }
       return;
     }
-    // The first token comes from the prefill's logits: decode ran one forward less than steps.
-    const double forwards =
-        static_cast<double>(std::max<std::int64_t>(result.new_tokens.size(1) - 1, 0));
-    const double generated = forwards * static_cast<double>(candidates);
+    const double generated = static_cast<double>(forwards * candidates);
     nlohmann::json j = {
         {"answer", answers[0]["answer"]},
         {"ids", answers[0]["ids"]},

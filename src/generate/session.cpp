@@ -116,6 +116,7 @@ struct Session::Impl {
                        ", past the model's max_position_embeddings " +
                        std::to_string(model->max_positions()));
     }
+    if (hooks != nullptr) hooks->on_inputs(in, first ? at::Tensor() : ids);
     model::ForwardOptions o;
     o.last_logits_only = true;
     o.hooks = hooks;

@@ -13,49 +13,27 @@
 
 namespace glimpse::pipeline {
 
-void MethodRegistry::add(const std::string& type, MethodFactory factory) {
-  if (find(type) != nullptr) throw Error("method registry: '" + type + "' registered twice");
-  entries_.emplace_back(type, std::move(factory));
-}
-
-const MethodFactory* MethodRegistry::find(const std::string& type) const {
-  for (const auto& [t, f] : entries_) {
-    if (t == type) return &f;
-  }
-  return nullptr;
-}
-
-std::vector<std::string> MethodRegistry::types() const {
-  std::vector<std::string> out;
-  for (const auto& [t, f] : entries_) out.push_back(t);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 Pipeline Pipeline::from_json(const std::string& spec, const std::string& source) {
   const auto root = core::Config::parse(spec, source);
   for (const auto& key : root.keys()) {
-    if (key != "methods") {
-      root.fail(key, "unknown key (a pipeline has \"methods\"; controllers come later)");
-    }
+    if (key != "methods" && key != "controller")
+      root.fail(key, "unknown key (a pipeline has \"methods\" and \"controller\")");
   }
   Pipeline p;
-  if (!root.has("methods")) return p;
-  const auto& list = root.raw().at("methods");
-  if (!list.is_array()) root.fail("methods", "expected a list of method objects");
-  auto& registry = MethodRegistry::instance();
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const std::string where = source + ": methods[" + std::to_string(i) + "]";
-    if (!list[i].is_object()) throw ConfigError(where + ": expected an object");
-    const auto params = core::Config::from_json(list[i], where);
-    const std::string type = params.get_string("type");
-    const auto* factory = registry.find(type);
-    if (factory == nullptr) {
-      std::string known;
-      for (const auto& t : registry.types()) known += (known.empty() ? "" : ", ") + t;
-      params.fail("type", "unknown method '" + type + "' (known: " + known + ")");
+  if (root.has("methods")) {
+    const auto& list = root.raw().at("methods");
+    if (!list.is_array()) root.fail("methods", "expected a list of method objects");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string where = source + ": methods[" + std::to_string(i) + "]";
+      if (!list[i].is_object()) throw ConfigError(where + ": expected an object");
+      p.add(MethodRegistry::instance().make(core::Config::from_json(list[i], where), "method"));
     }
-    p.add((*factory)(params));
+  }
+  if (root.has("controller")) {
+    const auto& object = root.raw().at("controller");
+    if (!object.is_object()) root.fail("controller", "expected an object with \"type\"");
+    p.set_controller(ControllerRegistry::instance().make(
+        core::Config::from_json(object, source + ": controller"), "controller"));
   }
   return p;
 }
@@ -77,6 +55,7 @@ Pipeline Pipeline::from_argument(const std::string& argument) {
 Report Pipeline::report() const {
   Report r;
   for (const auto& m : methods_) m->report(r);
+  if (controller_) r.set_section("controller", controller_->report_json());
   return r;
 }
 
@@ -87,6 +66,7 @@ void Pipeline::add(std::unique_ptr<Method> method) {
 
 void Pipeline::bind(const MethodContext& context) {
   for (const auto& m : methods_) m->bind(context);
+  if (controller_) controller_->bind(context);
 }
 
 namespace {
@@ -341,6 +321,10 @@ void Pipeline::on_kv(model::KvSite& kv) {
 
 void Pipeline::on_logits(at::Tensor& logits, bool prefill) {
   for (const auto& m : methods_) m->on_logits(logits, prefill);
+}
+
+void Pipeline::on_inputs(const model::ForwardInputs& inputs, const at::Tensor& before) {
+  for (const auto& m : methods_) m->on_inputs(inputs, before);
 }
 
 }  // namespace glimpse::pipeline

@@ -87,6 +87,29 @@ TEST(RunCliGoldenExtra, StreamsTheAnswerAndReportsFastV) {
   EXPECT_EQ(nlohmann::json::parse(report).at("methods").at(0), entry);
 }
 
+TEST(RunCliGoldenExtra, ControllerRunsWithTheMethodsInside) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  const std::string model = fixtures_dir() + "/tiny-qwen2-vl/model";
+  const std::string image = fixtures_dir() + "/images/image_b_97x131.png";
+  const auto r = run_cli({"run", "--model", model, "--image", image, "--prompt", "Hi",
+                          "--max-new-tokens", "4", "--json", "--pipeline",
+                          R"({"methods": [{"type": "deco"}],
+                              "controller": {"type": "self_consistency", "candidates": 3}})"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = last_json_line(r.out);
+  const auto& report = j.at("report");
+  EXPECT_EQ(report.at("methods").at(0).at("type"), "deco");
+  // DeCo calibrated the prefill and the candidates' decode forwards.
+  EXPECT_GT(report.at("methods").at(0).at("calibrated").get<double>(), 1);
+  const auto& controller = report.at("controller");
+  EXPECT_EQ(controller.at("type"), "self_consistency");
+  const auto& round = controller.at("rounds").at(0);
+  EXPECT_EQ(round.at("candidates"), 3);
+  EXPECT_EQ(round.at("prefills"), 1);
+  EXPECT_EQ(report.at("session").at("prefills"), 1);
+  EXPECT_FALSE(j.at("ids").empty());
+}
+
 TEST(RunCliGoldenExtra, BadInputIsOneLineErrorNamingIt) {
   GLIMPSE_REQUIRE_FIXTURES();
   const std::string model = fixtures_dir() + "/tiny-qwen2-vl/model";
@@ -102,6 +125,11 @@ TEST(RunCliGoldenExtra, BadInputIsOneLineErrorNamingIt) {
       {{"--pipeline", R"({"methods": [{"type": "fastv", "layer": 3}]})"}, "'layer'"},
       {{"--pipeline", R"({"methods": [{"type": "fastv", "layer": "2"}]})"}, "'layer'"},
       {{"--pipeline", R"({"methods": [{"type": "fastv", "strength": 2}]})"}, "'strength'"},
+      {{"--pipeline", R"({"controller": {"type": "self_consistency", "candidates": 0}})"},
+       "'candidates'"},
+      {{"--pipeline", R"({"controller": {"type": "self_consistency"}})", "--num-return-sequences",
+        "2", "--do-sample"},
+       "--num-return-sequences"},
       {{"--prompt-format", "raw", "--image", fixtures_dir() + "/images/image_a_64x48.png"},
        "image"},
       {{"--prompt-format", "raw", "--system", "Be brief."}, "--system"},

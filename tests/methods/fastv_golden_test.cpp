@@ -164,8 +164,9 @@ TEST(PipelineTest, BadSpecsAreConfigErrorsNamingTheKey) {
     return std::string("accepted");
   };
   EXPECT_NE(error(R"({"methods": [{"type": "magic"}]})")
-                .find("unknown method 'magic' (known: adakv, attention_map, fastv, h2o, "
-                      "logit_lens, pdrop, pyramidkv, snapkv, sparsemm, streaming_llm, visionzip)"),
+                .find("unknown method 'magic' (known: adakv, attention_map, deco, early_exit, "
+                      "fastv, h2o, logit_lens, memvr, pdrop, pyramidkv, snapkv, sparsemm, "
+                      "streaming_llm, vcd, visionzip)"),
             std::string::npos);
   EXPECT_NE(
       error(R"({"methods": [{"type": "fastv", "ratio": 1.5}]})").find("methods[0]: key 'ratio'"),

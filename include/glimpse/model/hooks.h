@@ -21,6 +21,8 @@
 //   kv.after_prefill on_kv (prefill): read or shorten each layer's cache once per prefill
 //   kv.decode_step   on_kv (decode): the same after every decode step (eviction)
 //   logits           on_logits: rewrite the logits before sampling
+//   inputs           on_inputs: the tokens and media of a Session's pass and the tokens before
+//                    it, before the model runs (VCD mirrors them into its contrast session)
 //
 // Reducing visual tokens before the LLM (VisionZip, PruMerge+) goes through the keep of
 // vision.features or vision.out, which drops the placeholder tokens with their layout rows and
@@ -38,6 +40,7 @@
 namespace glimpse::model {
 
 struct DecodeState;
+struct ForwardInputs;
 
 // Sizes a method needs to estimate costs.
 struct DecoderShape {
@@ -319,6 +322,11 @@ class ForwardHooks {
   virtual void on_block_post(BlockPost& block) {}
   virtual void on_kv(KvSite& kv) {}
   virtual void on_logits(at::Tensor& logits, bool prefill) {}
+  // A Session's cached pass (prefill, append or decode step) is about to run on `inputs`
+  // (checked), after the tokens `before` ([B, L] int64, Session::ids; undefined for the
+  // session's first pass, the prefill). Forwards outside a Session (Model::forward) do not call
+  // it.
+  virtual void on_inputs(const ForwardInputs& inputs, const at::Tensor& before) {}
 };
 
 }  // namespace glimpse::model

@@ -14,6 +14,7 @@
 
 #include "glimpse/core/config.h"
 #include "glimpse/model/hooks.h"
+#include "glimpse/pipeline/registry.h"
 #include "glimpse/pipeline/report.h"
 
 namespace glimpse::pipeline {
@@ -55,20 +56,12 @@ class Method {
   virtual void on_block_post(model::BlockPost& block) {}
   virtual void on_kv(model::KvSite& kv) {}
   virtual void on_logits(at::Tensor& logits, bool prefill) {}
+  virtual void on_inputs(const model::ForwardInputs& inputs, const at::Tensor& before) {}
 };
 
-using MethodFactory = std::function<std::unique_ptr<Method>(const core::Config& params)>;
-
-class MethodRegistry {
- public:
-  // The registry with every built-in method (one registration function, deterministic order).
-  static MethodRegistry& instance();
-  void add(const std::string& type, MethodFactory factory);
-  const MethodFactory* find(const std::string& type) const;
-  std::vector<std::string> types() const;
-
- private:
-  std::vector<std::pair<std::string, MethodFactory>> entries_;
-};
+using MethodRegistry = Registry<Method>;
+using MethodFactory = MethodRegistry::Factory;
+template <>
+MethodRegistry& MethodRegistry::instance();
 
 }  // namespace glimpse::pipeline

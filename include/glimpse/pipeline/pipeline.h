@@ -1,11 +1,14 @@
 #pragma once
 
 // Test-time methods composed from JSON (DESIGN.md section 7):
-//   {"methods": [{"type": "fastv", "layer": 2, "ratio": 0.5}]}
-// A registry maps "type" strings to factories; unknown types and bad parameters are ConfigErrors
-// that name the key. A Pipeline is the ForwardHooks of a run: it calls its methods in order at
-// every hook site, merges their probe requests at each layer (one computation per site; each
-// method gets its own rows and heads back) and collects their report entries.
+//   {"methods": [{"type": "fastv", "layer": 2, "ratio": 0.5}],
+//    "controller": {"type": "self_consistency", "candidates": 5}}
+// Registries map "type" strings to factories; unknown types and bad parameters are ConfigErrors
+// that name the key. The optional controller (controller.h) runs rounds of whole generations;
+// the methods run inside every forward of them. A Pipeline is the ForwardHooks of a run: it calls
+// its methods in order at every hook site, merges their probe requests at each layer (one
+// computation per site; each method gets its own rows and heads back) and collects their report
+// entries.
 
 #include <cstddef>
 #include <memory>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "glimpse/model/hooks.h"
+#include "glimpse/pipeline/controller.h"
 #include "glimpse/pipeline/method.h"
 #include "glimpse/pipeline/method_context.h"
 #include "glimpse/pipeline/report.h"
@@ -33,10 +37,16 @@ class Pipeline : public model::ForwardHooks {
   void attach(Method& method) { methods_.push_back(&method); }
   bool empty() const { return methods_.empty(); }
   const std::vector<Method*>& methods() const { return methods_; }
+  void set_controller(std::unique_ptr<Controller> controller) {
+    controller_ = std::move(controller);
+  }
+  // The round-level loop, nullptr when the pipeline has none.
+  Controller* controller() const { return controller_.get(); }
+  // The methods' entries, and the controller's object under "controller".
   Report report() const;
 
-  // Gives every method the context (in order); the errors of a method that does not fit the
-  // model (a layer out of range) surface here.
+  // Gives every method, then the controller, the context (in order); the errors of a method
+  // that does not fit the model (a layer out of range) surface here.
   void bind(const MethodContext& context);
 
   bool active() const override { return !methods_.empty(); }
@@ -53,6 +63,7 @@ class Pipeline : public model::ForwardHooks {
   void on_block_post(model::BlockPost& block) override;
   void on_kv(model::KvSite& kv) override;
   void on_logits(at::Tensor& logits, bool prefill) override;
+  void on_inputs(const model::ForwardInputs& inputs, const at::Tensor& before) override;
 
  private:
   // A method's request at the current site and which merged request answers it.
@@ -63,7 +74,8 @@ class Pipeline : public model::ForwardHooks {
   };
   std::vector<std::unique_ptr<Method>> owned_;
   std::vector<Method*> methods_;  // in order, owned or attached
-  std::vector<Asked> asked_;      // of the last probes() call
+  std::unique_ptr<Controller> controller_;
+  std::vector<Asked> asked_;  // of the last probes() call
   // Per method, which merged vision probe answers it at the current block (-1: none).
   std::vector<std::int64_t> vision_asked_;
 };
