@@ -3,6 +3,7 @@
 #include "glimpse/methods/inspect/attention_map.h"
 #include "glimpse/methods/inspect/logit_lens_method.h"
 #include "glimpse/pipeline/pipeline.h"
+#include "methods/feedback/cyberv.h"
 #include "methods/feedback/deco.h"
 #include "methods/feedback/early_exit.h"
 #include "methods/feedback/memvr.h"
@@ -49,6 +50,7 @@ ControllerRegistry& ControllerRegistry::instance() {
   static ControllerRegistry* registry = [] {
     auto* r = new ControllerRegistry();
     r->add("self_consistency", &methods::feedback::SelfConsistency::create);
+    r->add("cyberv", &methods::feedback::CyberV::create);
     return r;
   }();
   return *registry;

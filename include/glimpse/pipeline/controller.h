@@ -28,6 +28,7 @@ struct ProcessedInputs;
 namespace glimpse::pipeline {
 
 class MethodContext;
+class Pipeline;
 
 struct ControllerRequest {
   // Prefilled with the prompt (batch 1), the pipeline as its hooks; the controller forks it and
@@ -52,6 +53,10 @@ class Controller {
  public:
   virtual ~Controller() = default;
   virtual std::string type() const = 0;
+  // Called when the controller joins `pipeline`: a controller whose sensors read the forward
+  // passes (CyberV's attention rows) attaches them here, after the pipeline's methods, so that
+  // they also see the prompt's prefill and every fork.
+  virtual void attach(Pipeline& pipeline) {}
   // Checks the parameters against the model; a controller needs the context's processor (its
   // tokenizer decodes and parses the candidates).
   virtual void bind(const MethodContext& context) = 0;

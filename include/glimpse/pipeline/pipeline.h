@@ -37,8 +37,10 @@ class Pipeline : public model::ForwardHooks {
   void attach(Method& method) { methods_.push_back(&method); }
   bool empty() const { return methods_.empty(); }
   const std::vector<Method*>& methods() const { return methods_; }
+  // Owns `controller` and lets it attach its sensors (Controller::attach).
   void set_controller(std::unique_ptr<Controller> controller) {
     controller_ = std::move(controller);
+    controller_->attach(*this);
   }
   // The round-level loop, nullptr when the pipeline has none.
   Controller* controller() const { return controller_.get(); }
