@@ -110,6 +110,38 @@ TEST(RunCliGoldenExtra, ControllerRunsWithTheMethodsInside) {
   EXPECT_FALSE(j.at("ids").empty());
 }
 
+TEST(RunCliGoldenExtra, CyberVRunsOnAVideo) {
+  GLIMPSE_REQUIRE_FIXTURES();
+  std::vector<std::string> args = {
+      "run",
+      "--model",
+      fixtures_dir() + "/tiny-qwen2.5-vl/model",
+      "--prompt",
+      "What happens? A. x B. y",
+      "--max-new-tokens",
+      "3",
+      "--json",
+      "--pipeline",
+      R"({"controller": {"type": "cyberv", "candidates": 2, "max_thinking_tokens": 2}})",
+      "--fps",
+      "2",
+      "--frames"};
+  for (int i = 0; i < 4; ++i)
+    args.push_back(fixtures_dir() + "/images/video_frame" + std::to_string(i) + "_70x56.png");
+  const auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = last_json_line(r.out);
+  const auto& controller = j.at("report").at("controller");
+  EXPECT_EQ(controller.at("type"), "cyberv");
+  const auto& round = controller.at("rounds").at(0);
+  EXPECT_EQ(round.at("candidates"), 2);
+  EXPECT_EQ(round.at("prefills"), 1);
+  EXPECT_EQ(round.at("official_prefills"), 3);
+  // 4 frames make 2 temporal groups, not 32: no attention signal, hence no second round.
+  EXPECT_FALSE(round.at("attention_signal").get<bool>());
+  EXPECT_EQ(controller.at("rounds").size(), 1u);
+}
+
 TEST(RunCliGoldenExtra, BadInputIsOneLineErrorNamingIt) {
   GLIMPSE_REQUIRE_FIXTURES();
   const std::string model = fixtures_dir() + "/tiny-qwen2-vl/model";
@@ -127,6 +159,7 @@ TEST(RunCliGoldenExtra, BadInputIsOneLineErrorNamingIt) {
       {{"--pipeline", R"({"methods": [{"type": "fastv", "strength": 2}]})"}, "'strength'"},
       {{"--pipeline", R"({"controller": {"type": "self_consistency", "candidates": 0}})"},
        "'candidates'"},
+      {{"--pipeline", R"({"controller": {"type": "cyberv"}})"}, "video"},
       {{"--pipeline", R"({"controller": {"type": "self_consistency"}})", "--num-return-sequences",
         "2", "--do-sample"},
        "--num-return-sequences"},

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "feedback_testing.h"
 #include "glimpse/core/error.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/generate/session.h"
@@ -20,20 +21,12 @@ namespace glimpse::methods::feedback {
 namespace {
 
 TEST(CyberV, BadParametersNameTheKey) {
-  for (const auto& [json, key] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"controller": {"type": "cyberv", "candidates": 0}})", "'candidates'"},
-           {R"({"controller": {"type": "cyberv", "theta": 1.5}})", "'theta'"},
-           {R"({"controller": {"type": "cyberv", "max_thinking_tokens": 0}})",
-            "'max_thinking_tokens'"},
-           {R"({"controller": {"type": "cyberv", "letters": ["a"]}})", "'letters'"},
-           {R"({"controller": {"type": "cyberv", "n": 4}})", "'n'"}}) {
-    try {
-      pipeline::Pipeline::from_json(json, "test");
-      ADD_FAILURE() << json;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-    }
-  }
+  test::expect_config_errors(
+      {{R"({"controller": {"type": "cyberv", "candidates": 0}})", "'candidates'"},
+       {R"({"controller": {"type": "cyberv", "theta": 1.5}})", "'theta'"},
+       {R"({"controller": {"type": "cyberv", "max_thinking_tokens": 0}})", "'max_thinking_tokens'"},
+       {R"({"controller": {"type": "cyberv", "letters": ["a"]}})", "'letters'"},
+       {R"({"controller": {"type": "cyberv", "n": 4}})", "'n'"}});
 }
 
 struct Tiny {

@@ -8,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "feedback_testing.h"
 #include "glimpse/core/error.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/model/model.h"
@@ -74,29 +75,16 @@ TEST(DeCo, ZeroAlphaOrOneCandidateKeepsTheArgmax) {
 }
 
 TEST(DeCo, BadParametersNameTheKey) {
-  for (const auto& [json, key] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"methods": [{"type": "deco", "alpha": -1}]})", "'alpha'"},
-           {R"({"methods": [{"type": "deco", "top_p": 0}]})", "'top_p'"},
-           {R"({"methods": [{"type": "deco", "top_k": 0}]})", "'top_k'"},
-           {R"({"methods": [{"type": "deco", "layers": [3, 1]}]})", "'layers'"},
-           {R"({"methods": [{"type": "deco", "window": 2}]})", "'window'"}}) {
-    try {
-      pipeline::Pipeline::from_json(json, "test");
-      ADD_FAILURE() << json;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-    }
-  }
-}
-
-model::Model& tiny_qwen() {
-  static auto m = model::load_model(test::fixtures_dir() + "/tiny-qwen2-vl/model");
-  return *m;
+  test::expect_config_errors({{R"({"methods": [{"type": "deco", "alpha": -1}]})", "'alpha'"},
+                              {R"({"methods": [{"type": "deco", "top_p": 0}]})", "'top_p'"},
+                              {R"({"methods": [{"type": "deco", "top_k": 0}]})", "'top_k'"},
+                              {R"({"methods": [{"type": "deco", "layers": [3, 1]}]})", "'layers'"},
+                              {R"({"methods": [{"type": "deco", "window": 2}]})", "'window'"}});
 }
 
 TEST(DeCoGolden, CalibratedLogitsMatchTheHiddenStatesLens) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
+  auto& m = test::tiny_qwen2_vl();
   const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
   pipeline::Pipeline p = pipeline::Pipeline::from_json(
       R"({"methods": [{"type": "deco", "alpha": 0.6, "top_p": 0.9, "top_k": 20}]})", "test");
@@ -165,21 +153,10 @@ TEST(DeCoGolden, CalibratedLogitsMatchTheHiddenStatesLens) {
 
 TEST(DeCoGolden, ZeroStrengthReproducesGreedyIds) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
-  const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
-  generate::GenerationConfig config;
-  config.max_new_tokens = 8;
-  const auto plain = generate::generate(m, inputs, config);
   for (const char* json : {R"({"methods": [{"type": "deco", "alpha": 0}]})",
                            R"({"methods": [{"type": "deco", "alpha": 2.0, "top_k": 1}]})"}) {
-    pipeline::Pipeline p = pipeline::Pipeline::from_json(json, "test");
-    p.bind(pipeline::MethodContext(m));
-    generate::GenerateOptions options;
-    options.hooks = &p;
-    const auto got = generate::generate(m, inputs, config, options);
-    EXPECT_TRUE(at::equal(got.new_tokens, plain.new_tokens)) << json;
-    const auto report = nlohmann::json::parse(p.report().to_json()).at("methods").at(0);
-    EXPECT_EQ(report.at("calibrated").get<double>(), static_cast<double>(got.new_tokens.size(1)))
+    const auto run = test::expect_greedy_unchanged(json, 8);
+    EXPECT_EQ(run.entry.at("calibrated").get<double>(), static_cast<double>(run.tokens))
         << "one calibration per forward";
   }
 }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "feedback_testing.h"
 #include "glimpse/core/error.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/generate/session.h"
@@ -28,33 +29,17 @@ TEST(EarlyExit, TotalVariation) {
 }
 
 TEST(EarlyExit, BadParametersNameTheKey) {
-  for (const auto& [json, key] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"methods": [{"type": "early_exit", "threshold": 2}]})", "'threshold'"},
-           {R"({"methods": [{"type": "early_exit", "interval": 0}]})", "'interval'"},
-           {R"({"methods": [{"type": "early_exit", "layers": [2, 1]}]})", "'layers'"}}) {
-    try {
-      pipeline::Pipeline::from_json(json, "test");
-      ADD_FAILURE() << json;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-    }
-  }
-}
-
-model::Model& tiny_qwen() {
-  static auto m = model::load_model(test::fixtures_dir() + "/tiny-qwen2-vl/model");
-  return *m;
-}
-
-nlohmann::json entry(const pipeline::Pipeline& p) {
-  return nlohmann::json::parse(p.report().to_json()).at("methods").at(0);
+  test::expect_config_errors(
+      {{R"({"methods": [{"type": "early_exit", "threshold": 2}]})", "'threshold'"},
+       {R"({"methods": [{"type": "early_exit", "interval": 0}]})", "'interval'"},
+       {R"({"methods": [{"type": "early_exit", "layers": [2, 1]}]})", "'layers'"}});
 }
 
 TEST(EarlyExitGolden, LayerBeyondTheModelIsAnError) {
   GLIMPSE_REQUIRE_FIXTURES();
   pipeline::Pipeline p = pipeline::Pipeline::from_json(
       R"({"methods": [{"type": "early_exit", "layers": [1, 2]}]})", "test");
-  EXPECT_THROW(p.bind(pipeline::MethodContext(tiny_qwen())), ConfigError);
+  EXPECT_THROW(p.bind(pipeline::MethodContext(test::tiny_qwen2_vl())), ConfigError);
 }
 
 // The lens of layer `layer` at each decode step's last row.
@@ -77,7 +62,7 @@ class LensAt : public pipeline::Method {
 
 TEST(EarlyExitGolden, ThresholdOneIsGreedyFromTheFirstExitsLens) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
+  auto& m = test::tiny_qwen2_vl();
   const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
   generate::GenerationConfig config;
   config.max_new_tokens = 6;
@@ -105,7 +90,7 @@ TEST(EarlyExitGolden, ThresholdOneIsGreedyFromTheFirstExitsLens) {
   EXPECT_EQ(std::vector<std::int64_t>(ids.data_ptr<std::int64_t>(),
                                       ids.data_ptr<std::int64_t>() + ids.numel()),
             expected);
-  const auto e = entry(p);
+  const auto e = test::first_entry(p);
   const double steps = static_cast<double>(got.new_tokens.size(1) - 1);
   EXPECT_EQ(e.at("decode_steps").get<double>(), steps);
   EXPECT_EQ(e.at("exited").get<double>(), steps);
@@ -115,19 +100,9 @@ TEST(EarlyExitGolden, ThresholdOneIsGreedyFromTheFirstExitsLens) {
 
 TEST(EarlyExitGolden, ATriggerThatNeverFiresReproducesGreedyIds) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
-  const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
-  generate::GenerationConfig config;
-  config.max_new_tokens = 6;
-  const auto plain = generate::generate(m, inputs, config);
-  pipeline::Pipeline p = pipeline::Pipeline::from_json(
-      R"({"methods": [{"type": "early_exit", "threshold": 0, "layers": [1, 1]}]})", "test");
-  p.bind(pipeline::MethodContext(m));
-  generate::GenerateOptions options;
-  options.hooks = &p;
-  EXPECT_TRUE(
-      at::equal(generate::generate(m, inputs, config, options).new_tokens, plain.new_tokens));
-  const auto e = entry(p);
+  const auto e = test::expect_greedy_unchanged(
+                     R"({"methods": [{"type": "early_exit", "threshold": 0, "layers": [1, 1]}]})")
+                     .entry;
   EXPECT_EQ(e.at("exited").get<double>(), 0);
   EXPECT_EQ(e.at("mean_exit_layer").get<double>(), 2.0);
   EXPECT_EQ(e.at("flops_fill").get<double>(), 0);

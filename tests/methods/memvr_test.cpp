@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "feedback_testing.h"
 #include "glimpse/core/error.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/model/model.h"
@@ -43,18 +44,11 @@ TEST(MemVR, RetracedFfnKeepsTheFfnScale) {
 }
 
 TEST(MemVR, BadParametersNameTheKey) {
-  for (const auto& [json, key] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"methods": [{"type": "memvr", "alpha": 2}]})", "'alpha'"},
-           {R"({"methods": [{"type": "memvr", "threshold": -1}]})", "'threshold'"},
-           {R"({"methods": [{"type": "memvr", "layers": [5]}]})", "'layers'"},
-           {R"({"methods": [{"type": "memvr", "activation": "gelu"}]})", "'activation'"}}) {
-    try {
-      pipeline::Pipeline::from_json(json, "test");
-      ADD_FAILURE() << json;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-    }
-  }
+  test::expect_config_errors(
+      {{R"({"methods": [{"type": "memvr", "alpha": 2}]})", "'alpha'"},
+       {R"({"methods": [{"type": "memvr", "threshold": -1}]})", "'threshold'"},
+       {R"({"methods": [{"type": "memvr", "layers": [5]}]})", "'layers'"},
+       {R"({"methods": [{"type": "memvr", "activation": "gelu"}]})", "'activation'"}});
 }
 
 // Records what the FFN of `layer` saw and gave (after the methods before it), the visual
@@ -96,18 +90,9 @@ class Recorder : public pipeline::Method {
   std::optional<pipeline::MethodContext> context_;
 };
 
-model::Model& tiny_qwen() {
-  static auto m = model::load_model(test::fixtures_dir() + "/tiny-qwen2-vl/model");
-  return *m;
-}
-
-nlohmann::json entry(const pipeline::Pipeline& p) {
-  return nlohmann::json::parse(p.report().to_json()).at("methods").at(0);
-}
-
 TEST(MemVRGolden, InjectedValuesFollowTheFormula) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
+  auto& m = test::tiny_qwen2_vl();
   const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
   // Baseline: what layer 2's FFN sees, and the lens entropy of every layer.
   pipeline::Pipeline base;
@@ -131,7 +116,7 @@ TEST(MemVRGolden, InjectedValuesFollowTheFormula) {
   p.bind(pipeline::MethodContext(m));
   o.hooks = &p;
   const at::Tensor logits = m.forward(inputs, o).logits;
-  EXPECT_EQ(entry(p).at("retraced_per_layer"), nlohmann::json({0, 0, 1}));
+  EXPECT_EQ(test::first_entry(p).at("retraced_per_layer"), nlohmann::json({0, 0, 1}));
   EXPECT_FALSE(at::allclose(logits, plain_logits));
 
   // Written out from MemVR memvr.py:LlamaMLP.forward (LLaVA variant).
@@ -154,38 +139,24 @@ TEST(MemVRGolden, InjectedValuesFollowTheFormula) {
   quiet.bind(pipeline::MethodContext(m));
   o.hooks = &quiet;
   EXPECT_TRUE(at::equal(m.forward(inputs, o).logits, plain_logits));
-  EXPECT_EQ(entry(quiet).at("triggered"), 0);
+  EXPECT_EQ(test::first_entry(quiet).at("triggered"), 0);
 }
 
 TEST(MemVRGolden, ZeroStrengthSettingsReproduceGreedyIds) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
-  const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
-  generate::GenerationConfig config;
-  config.max_new_tokens = 6;
-  const auto plain = generate::generate(m, inputs, config);
   for (const char* json :
        {R"({"methods": [{"type": "memvr", "threshold": 1.0, "layers": [0, 2]}]})",
         R"({"methods": [{"type": "memvr", "threshold": 0, "alpha": 0, "layers": [0, 2]}]})",
         R"({"methods": [{"type": "memvr", "threshold": 0, "layers": [1, 2]}]})"}) {
-    pipeline::Pipeline p = pipeline::Pipeline::from_json(json, "test");
-    p.bind(pipeline::MethodContext(m));
-    generate::GenerateOptions options;
-    options.hooks = &p;
-    EXPECT_TRUE(
-        at::equal(generate::generate(m, inputs, config, options).new_tokens, plain.new_tokens))
-        << json;
+    test::expect_greedy_unchanged(json);
   }
-  // Threshold 0 fires at every forward (prefill and decode steps) at the window's first layer.
-  pipeline::Pipeline p = pipeline::Pipeline::from_json(
-      R"({"methods": [{"type": "memvr", "threshold": 0, "layers": [0, 2]}]})", "test");
-  p.bind(pipeline::MethodContext(m));
-  generate::GenerateOptions options;
-  options.hooks = &p;
-  const auto got = generate::generate(m, inputs, config, options);
-  const auto e = entry(p);
+  // Threshold 0 and alpha 0 fire at every forward (prefill and decode steps) at the window's
+  // first layer, and change nothing.
+  const auto run = test::expect_greedy_unchanged(
+      R"({"methods": [{"type": "memvr", "threshold": 0, "alpha": 0, "layers": [0, 2]}]})");
+  const auto& e = run.entry;
   EXPECT_EQ(e.at("triggered"), e.at("forwards"));
-  EXPECT_EQ(e.at("forwards").get<std::int64_t>(), got.new_tokens.size(1));
+  EXPECT_EQ(e.at("forwards").get<std::int64_t>(), run.tokens);
   EXPECT_EQ(e.at("retraced_per_layer").at(2), e.at("forwards"));
 }
 

@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "feedback_testing.h"
 #include "glimpse/core/error.h"
 #include "glimpse/generate/generator.h"
 #include "glimpse/generate/session.h"
@@ -65,32 +66,16 @@ TEST(VCD, PlausibilityCutAndContrast) {
 }
 
 TEST(VCD, BadParametersNameTheKey) {
-  for (const auto& [json, key] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"methods": [{"type": "vcd", "alpha": -1}]})", "'alpha'"},
-           {R"({"methods": [{"type": "vcd", "beta": 0}]})", "'beta'"},
-           {R"({"methods": [{"type": "vcd", "noise_step": 1000}]})", "'noise_step'"},
-           {R"({"methods": [{"type": "vcd", "noise": 1}]})", "'noise'"}}) {
-    try {
-      pipeline::Pipeline::from_json(json, "test");
-      ADD_FAILURE() << json;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-    }
-  }
-}
-
-model::Model& tiny_qwen() {
-  static auto m = model::load_model(test::fixtures_dir() + "/tiny-qwen2-vl/model");
-  return *m;
-}
-
-nlohmann::json entry(const pipeline::Pipeline& p) {
-  return nlohmann::json::parse(p.report().to_json()).at("methods").at(0);
+  test::expect_config_errors(
+      {{R"({"methods": [{"type": "vcd", "alpha": -1}]})", "'alpha'"},
+       {R"({"methods": [{"type": "vcd", "beta": 0}]})", "'beta'"},
+       {R"({"methods": [{"type": "vcd", "noise_step": 1000}]})", "'noise_step'"},
+       {R"({"methods": [{"type": "vcd", "noise": 1}]})", "'noise'"}});
 }
 
 TEST(VCDGolden, FirstStepIsTheContrastOfTwoForwards) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
+  auto& m = test::tiny_qwen2_vl();
   const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
   pipeline::Pipeline p = pipeline::Pipeline::from_json(
       R"({"methods": [{"type": "vcd", "alpha": 1.0, "beta": 0.1, "seed": 7}]})", "test");
@@ -110,29 +95,21 @@ TEST(VCDGolden, FirstStepIsTheContrastOfTwoForwards) {
   const at::Tensor expected = 2 * l - l2;
   EXPECT_TRUE(
       at::allclose(got.masked_select(plausible), expected.masked_select(plausible), 1e-4, 1e-4));
-  EXPECT_EQ(entry(p).at("contrast_prefills"), 1);
-  EXPECT_EQ(entry(p).at("noised_tensors"), 1);
+  EXPECT_EQ(test::first_entry(p).at("contrast_prefills"), 1);
+  EXPECT_EQ(test::first_entry(p).at("noised_tensors"), 1);
 }
 
 TEST(VCDGolden, ZeroStrengthReproducesGreedyIds) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
-  const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
-  generate::GenerationConfig config;
-  config.max_new_tokens = 6;
-  const auto plain = generate::generate(m, inputs, config);
-  pipeline::Pipeline p = pipeline::Pipeline::from_json(
-      R"({"methods": [{"type": "vcd", "alpha": 0, "beta": 1e-30}]})", "test");
-  p.bind(pipeline::MethodContext(m));
-  generate::GenerateOptions options;
-  options.hooks = &p;
-  EXPECT_TRUE(
-      at::equal(generate::generate(m, inputs, config, options).new_tokens, plain.new_tokens));
+  const auto e =
+      test::expect_greedy_unchanged(R"({"methods": [{"type": "vcd", "alpha": 0, "beta": 1e-30}]})")
+          .entry;
+  EXPECT_EQ(e.at("contrast_prefills"), 1);
 }
 
 TEST(VCDGolden, ContrastSessionFollowsTheRunAndItsForks) {
   GLIMPSE_REQUIRE_FIXTURES();
-  auto& m = tiny_qwen();
+  auto& m = test::tiny_qwen2_vl();
   const auto inputs = test::load_case("tiny-qwen2-vl", "image_a");
   pipeline::Pipeline p = pipeline::Pipeline::from_json(R"({"methods": [{"type": "vcd"}]})", "test");
   p.bind(pipeline::MethodContext(m));
@@ -149,8 +126,8 @@ TEST(VCDGolden, ContrastSessionFollowsTheRunAndItsForks) {
   gen.flush();
   EXPECT_TRUE(at::equal(vcd.contrast()->ids(), session.ids()));
   const std::int64_t steps = session.stats().steps;
-  EXPECT_EQ(entry(p).at("contrast_forwards"), steps);
-  EXPECT_EQ(entry(p).at("contrasted"), steps + 1);
+  EXPECT_EQ(test::first_entry(p).at("contrast_forwards"), steps);
+  EXPECT_EQ(test::first_entry(p).at("contrasted"), steps + 1);
 
   // Candidates forked from one prompt (candidate 0 alone, then two stacked): each must be the run
   // it would be with VCD alone, so the contrast session followed every fork.
@@ -162,7 +139,7 @@ TEST(VCDGolden, ContrastSessionFollowsTheRunAndItsForks) {
   sampled.seed = 3;
   const auto round = decode_candidates(prompt, 3, config, sampled, processor->tokenizer());
   // Candidate 0 continues the prompt's own fork; the stacked pair re-forks it once.
-  EXPECT_EQ(entry(p).at("refollows").get<std::int64_t>(), 1);
+  EXPECT_EQ(test::first_entry(p).at("refollows").get<std::int64_t>(), 1);
   for (std::int64_t i = 0; i < 3; ++i) {
     generate::GenerateOptions alone;
     alone.hooks = &p;

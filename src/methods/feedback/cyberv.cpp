@@ -185,30 +185,11 @@ std::unique_ptr<pipeline::Controller> CyberV::create(const core::Config& params)
     params.fail("candidates", "expected a count in [1, 256]");
   o.theta = params.get_float("theta", o.theta);
   if (!(o.theta >= 0 && o.theta <= 1)) params.fail("theta", "expected a value in [0, 1]");
-  o.temperature = params.get_float("temperature", o.temperature);
-  if (!(o.temperature > 0) || !std::isfinite(o.temperature))
-    params.fail("temperature", "expected a finite value > 0");
-  o.top_p = params.get_float("top_p", o.top_p);
-  if (!(o.top_p > 0 && o.top_p <= 1)) params.fail("top_p", "expected a value in (0, 1]");
-  o.top_k = params.get_int("top_k", o.top_k);
-  if (o.top_k < 0) params.fail("top_k", "expected a count >= 0 (0: off)");
+  o.sampling.read(params);
   o.max_thinking_tokens = params.get_int("max_thinking_tokens", o.max_thinking_tokens);
   if (o.max_thinking_tokens < 1) params.fail("max_thinking_tokens", "expected a count >= 1");
-  if (params.has("letters")) {
-    o.letters = params.get_string_list("letters");
-    if (o.letters.empty() || o.letters.size() > 26)
-      params.fail("letters", "expected 1 to 26 option letters");
-    for (const auto& l : o.letters) {
-      if (l.size() != 1 || l[0] < 'A' || l[0] > 'Z')
-        params.fail("letters", "expected single upper-case letters such as \"A\"");
-    }
-  }
+  o.letters = read_letters(params, o.letters);
   o.force_letter = params.get_bool("force_letter", false);
-  if (params.has("seed")) {
-    const std::int64_t seed = params.get_int("seed");
-    if (seed < 0) params.fail("seed", "expected a value >= 0");
-    o.seed = static_cast<std::uint64_t>(seed);
-  }
   return std::make_unique<CyberV>(std::move(o));
 }
 
@@ -253,13 +234,8 @@ pipeline::ControllerResult CyberV::run(const pipeline::ControllerRequest& reques
         answer.begin_suppress_tokens.push_back(id);
     }
   }
-  generate::GenerationConfig think = request.config;
-  think.do_sample = true;
-  think.temperature = options_.temperature;
-  think.top_p = options_.top_p;
-  think.top_k = options_.top_k;
+  generate::GenerationConfig think = options_.sampling.applied(request.config);
   think.max_new_tokens = options_.max_thinking_tokens;
-  if (options_.seed) think.seed = *options_.seed;
 
   // Round 1: origin alone, the CoT candidates in one batch, all forks of the prompt. Each fork's
   // first token comes from the prompt's last row.
@@ -447,14 +423,11 @@ std::string CyberV::report_json() const {
   nlohmann::json j = {{"type", type()},
                       {"candidates", options_.candidates},
                       {"theta", options_.theta},
-                      {"temperature", options_.temperature},
-                      {"top_p", options_.top_p},
-                      {"top_k", options_.top_k},
                       {"max_thinking_tokens", options_.max_thinking_tokens},
                       {"letters", options_.letters},
                       {"force_letter", options_.force_letter},
                       {"rounds", nlohmann::json::array()}};
-  if (options_.seed) j["seed"] = *options_.seed;
+  options_.sampling.write(j);
   for (const auto& r : rounds_) j["rounds"].push_back(nlohmann::json::parse(r));
   return j.dump();
 }

@@ -43,6 +43,7 @@
 #include "glimpse/pipeline/controller.h"
 #include "glimpse/pipeline/method_context.h"
 #include "glimpse/pipeline/pipeline.h"
+#include "methods/feedback/candidates.h"
 
 namespace glimpse::methods::feedback {
 
@@ -70,12 +71,10 @@ class CyberV : public pipeline::Controller {
   struct Options {
     std::int64_t candidates = 8;
     double theta = 0.3;
-    double temperature = 1.0, top_p = 0.5;
-    std::int64_t top_k = 5;
+    Sampling sampling{1.0, 0.5, 5, std::nullopt};  // the CoT candidates' thinking
     std::int64_t max_thinking_tokens = 4096;
     std::vector<std::string> letters = {"A", "B", "C", "D"};
     bool force_letter = false;
-    std::optional<std::uint64_t> seed;
   };
   explicit CyberV(Options options);
   ~CyberV() override;

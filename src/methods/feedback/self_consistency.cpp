@@ -102,14 +102,7 @@ std::unique_ptr<pipeline::Controller> SelfConsistency::create(const core::Config
   o.candidates = params.get_int("candidates", o.candidates);
   if (o.candidates < 1 || o.candidates > 1024)
     params.fail("candidates", "expected a count in [1, 1024]");
-  o.temperature = params.get_float("temperature", o.temperature);
-  if (!(o.temperature > 0) || !std::isfinite(o.temperature))
-    params.fail("temperature",
-                "expected a finite value > 0 (the candidates after the first sample)");
-  o.top_p = params.get_float("top_p", o.top_p);
-  if (!(o.top_p > 0 && o.top_p <= 1)) params.fail("top_p", "expected a value in (0, 1]");
-  o.top_k = params.get_int("top_k", o.top_k);
-  if (o.top_k < 0) params.fail("top_k", "expected a count >= 0 (0: off)");
+  o.sampling.read(params);
   const std::string answer = params.get_string("answer", "choice");
   if (answer == "choice") {
     o.answer = AnswerKind::Choice;
@@ -120,19 +113,7 @@ std::unique_ptr<pipeline::Controller> SelfConsistency::create(const core::Config
   } else {
     params.fail("answer", "expected \"choice\", \"number\" or \"text\"");
   }
-  if (params.has("letters")) {
-    o.letters = params.get_string_list("letters");
-    if (o.letters.empty()) params.fail("letters", "expected a non-empty list of option letters");
-    for (const auto& l : o.letters) {
-      if (l.size() != 1 || !std::isupper(static_cast<unsigned char>(l[0])))
-        params.fail("letters", "expected single upper-case letters such as \"A\"");
-    }
-  }
-  if (params.has("seed")) {
-    const std::int64_t seed = params.get_int("seed");
-    if (seed < 0) params.fail("seed", "expected a value >= 0");
-    o.seed = static_cast<std::uint64_t>(seed);
-  }
+  o.letters = read_letters(params, {});
   return std::make_unique<SelfConsistency>(std::move(o));
 }
 
@@ -145,12 +126,7 @@ void SelfConsistency::bind(const pipeline::MethodContext& context) {
 pipeline::ControllerResult SelfConsistency::run(const pipeline::ControllerRequest& request) {
   if (!context_) throw Error("self_consistency: bind the pipeline to the model first");
   if (request.session == nullptr) throw InputError("self_consistency: no prefilled session");
-  generate::GenerationConfig sampled = request.config;
-  sampled.do_sample = true;
-  sampled.temperature = options_.temperature;
-  sampled.top_p = options_.top_p;
-  sampled.top_k = options_.top_k;
-  if (options_.seed) sampled.seed = *options_.seed;
+  const generate::GenerationConfig sampled = options_.sampling.applied(request.config);
   const CandidateRound round =
       decode_candidates(*request.session, options_.candidates, request.config, sampled,
                         context_->processor().tokenizer());
@@ -183,13 +159,10 @@ pipeline::ControllerResult SelfConsistency::run(const pipeline::ControllerReques
 std::string SelfConsistency::report_json() const {
   nlohmann::json j = {{"type", type()},
                       {"candidates", options_.candidates},
-                      {"temperature", options_.temperature},
-                      {"top_p", options_.top_p},
-                      {"top_k", options_.top_k},
                       {"answer", kind_name(options_.answer)},
                       {"letters", options_.letters},
                       {"rounds", nlohmann::json::array()}};
-  if (options_.seed) j["seed"] = *options_.seed;
+  options_.sampling.write(j);
   if (!round_json_.empty()) j["rounds"].push_back(nlohmann::json::parse(round_json_));
   return j.dump();
 }

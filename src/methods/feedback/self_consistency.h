@@ -23,6 +23,7 @@
 
 #include "glimpse/pipeline/controller.h"
 #include "glimpse/pipeline/method_context.h"
+#include "methods/feedback/candidates.h"
 
 namespace glimpse::methods::feedback {
 
@@ -40,12 +41,9 @@ class SelfConsistency : public pipeline::Controller {
  public:
   struct Options {
     std::int64_t candidates = 5;
-    double temperature = 0.7;
-    double top_p = 1.0;
-    std::int64_t top_k = 50;
+    Sampling sampling{0.7, 1.0, 50, std::nullopt};
     AnswerKind answer = AnswerKind::Choice;
-    std::vector<std::string> letters;   // empty: A..J
-    std::optional<std::uint64_t> seed;  // unset: the run's
+    std::vector<std::string> letters;  // empty: A..J
   };
   explicit SelfConsistency(Options options);
   static std::unique_ptr<pipeline::Controller> create(const core::Config& params);
